@@ -1,0 +1,150 @@
+//! Inbound proxy-key checks and secret hygiene.
+//!
+//! Keys are compared as SHA-256 digests in constant time, over every configured key, so neither
+//! timing nor length reveals how close a guess was.
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The configured proxy keys, by name.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: Vec<(String, [u8; 32])>,
+}
+
+impl KeySet {
+    /// Builds the set from (name, key) pairs.
+    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(n, k)| (n.to_owned(), digest(k)))
+                .collect(),
+        }
+    }
+
+    /// Whether no key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The name of the key `presented` matches, checked against every key in constant time.
+    pub fn check(&self, presented: &str) -> Option<&str> {
+        let d = digest(presented);
+        let mut found = None;
+        for (name, k) in &self.keys {
+            if bool::from(k.ct_eq(&d)) && found.is_none() {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// The proxy key a client presented: `X-Proxy-Key`, `Authorization: Bearer`, `x-api-key` or
+/// `x-goog-api-key`, in that order.
+pub fn presented_key(h: &HeaderMap) -> Option<&str> {
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    get("x-proxy-key")
+        .or_else(|| {
+            get("authorization").and_then(|a| {
+                let (scheme, rest) = a.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+        })
+        .or_else(|| get("x-api-key"))
+        .or_else(|| get("x-goog-api-key"))
+}
+
+/// Removes every known secret from text that leaves the gateway (errors, logs).
+#[derive(Debug, Clone, Default)]
+pub struct Scrubber {
+    secrets: Vec<String>,
+}
+
+impl Scrubber {
+    /// Secrets shorter than 6 characters are ignored: replacing them would mangle ordinary text.
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// `text` with each secret, and any 8+ character prefix or suffix of one (providers echo
+    /// keys masked like `sk-abc...wxyz`), replaced by `[REDACTED]`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[REDACTED]");
+            }
+            if s.len() >= 16 {
+                for part in [&s[..8.min(s.len())], &s[s.len() - 8..]] {
+                    if s.is_char_boundary(8)
+                        && s.is_char_boundary(s.len() - 8)
+                        && out.contains(part)
+                    {
+                        out = out.replace(part, "[REDACTED]");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_by_name() {
+        let ks = KeySet::new([("a", "key-aaaa"), ("b", "key-bbbb")]);
+        assert_eq!(ks.check("key-bbbb"), Some("b"));
+        assert_eq!(ks.check("key-bbb"), None);
+        assert_eq!(ks.check(""), None);
+        assert!(KeySet::default().check("x").is_none());
+    }
+
+    #[test]
+    fn presented_key_headers_in_order() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("x-goog-api-key", "g".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("g"));
+        h.insert("x-api-key", "x".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("x"));
+        h.insert("authorization", "Bearer  b ".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("b"));
+        h.insert("x-proxy-key", "p".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("p"));
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Basic zzz".parse().unwrap());
+        assert_eq!(presented_key(&h), None);
+    }
+
+    #[test]
+    fn scrubs_whole_and_masked_secrets() {
+        let s = Scrubber::new(["sk-upstream-SECRET-123456".to_owned(), "abc".to_owned()]);
+        assert_eq!(
+            s.scrub("bad key sk-upstream-SECRET-123456!"),
+            "bad key [REDACTED]!"
+        );
+        assert_eq!(
+            s.scrub("Incorrect API key provided: sk-upstr*****123456"),
+            "Incorrect API key provided: [REDACTED]*****123456"
+        );
+        assert_eq!(s.scrub("abc is fine"), "abc is fine");
+    }
+}

@@ -1,0 +1,5 @@
+//! Sans-IO stream framing. Bytes go in, frames come out; no allocation per byte, no panics on any input.
+
+mod sse;
+
+pub use sse::{SseFrame, SseParser, write_sse};

@@ -1,0 +1,212 @@
+//! One structured log line per request, emitted when the request is really over (after the
+//! last streamed byte, or when the client went away), never containing a secret.
+
+use crate::Inner;
+use gw_model::{Format, Usage};
+use gw_ports::{Clock, HttpClient, LogSink, Timestamp};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One upstream attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// Provider id.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// HTTP status, if a response head arrived.
+    pub status: Option<u16>,
+    /// Time spent on this attempt.
+    pub latency_ms: f64,
+    /// Why it failed (`connect`, `timeout`, `rate_limited`, `upstream_error`, `not_configured`, ...).
+    pub error_class: Option<&'static str>,
+    /// The failure, scrubbed of secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    pub(crate) fn ok(provider: &str, model: &str, status: u16, latency_ms: f64) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            status: Some(status),
+            latency_ms: round(latency_ms),
+            error_class: None,
+            error: None,
+        }
+    }
+    pub(crate) fn skipped(provider: &str, model: &str, class: &'static str) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            status: None,
+            latency_ms: 0.0,
+            error_class: Some(class),
+            error: None,
+        }
+    }
+    pub(crate) fn failed(
+        provider: &str,
+        model: &str,
+        status: Option<u16>,
+        latency_ms: f64,
+        class: &'static str,
+        error: &str,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            status,
+            latency_ms: round(latency_ms),
+            error_class: Some(class),
+            error: Some(error.into()),
+        }
+    }
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// The log record of one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestLog {
+    /// Unix milliseconds at arrival.
+    pub ts: u64,
+    /// `X-Request-ID`, honoured or generated.
+    pub request_id: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// The client's API format.
+    pub client_format: &'static str,
+    /// Name of the proxy key used.
+    pub key: Option<String>,
+    /// Requested model.
+    pub model: Option<String>,
+    /// Streamed request.
+    pub stream: bool,
+    /// Provider that answered.
+    pub provider: Option<String>,
+    /// Model sent upstream.
+    pub upstream_model: Option<String>,
+    /// Same-format byte forwarding was used.
+    pub fast_path: bool,
+    /// Every attempt in order.
+    pub attempts: Vec<Attempt>,
+    /// Time to the first upstream byte.
+    pub ttfb_ms: Option<f64>,
+    /// Total time.
+    pub duration_ms: f64,
+    /// Token usage, when the upstream reported it.
+    pub usage: Option<Usage>,
+    /// `ok`, `error`, `rejected`, `unauthenticated`, `client_disconnected`, `upstream_incomplete`.
+    pub outcome: &'static str,
+    /// Status sent to the client.
+    pub status: u16,
+}
+
+impl RequestLog {
+    pub(crate) fn new(rid: &str, format: Format, method: &str, path: &str) -> Self {
+        Self {
+            ts: 0,
+            request_id: rid.into(),
+            method: method.into(),
+            path: path.into(),
+            client_format: format.as_str(),
+            key: None,
+            model: None,
+            stream: false,
+            provider: None,
+            upstream_model: None,
+            fast_path: false,
+            attempts: Vec::new(),
+            ttfb_ms: None,
+            duration_ms: 0.0,
+            usage: None,
+            outcome: "ok",
+            status: 200,
+        }
+    }
+}
+
+/// Owns the record and emits it exactly once, on drop.
+pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink> {
+    inner: Arc<Inner<H, C, L>>,
+    rec: Option<RequestLog>,
+    start: Timestamp,
+}
+
+impl<H: HttpClient, C: Clock, L: LogSink> LogGuard<H, C, L> {
+    pub(crate) fn new(inner: Arc<Inner<H, C, L>>, mut rec: RequestLog, start: Timestamp) -> Self {
+        rec.ts = start.0 / 1000;
+        Self {
+            inner,
+            rec: Some(rec),
+            start,
+        }
+    }
+
+    fn with(&mut self, f: impl FnOnce(&mut RequestLog)) {
+        if let Some(r) = self.rec.as_mut() {
+            f(r);
+        }
+    }
+
+    pub(crate) fn outcome(&mut self, o: &'static str) {
+        self.with(|r| r.outcome = o);
+    }
+    pub(crate) fn set_status(&mut self, s: u16) {
+        self.with(|r| r.status = s);
+    }
+    pub(crate) fn key_name(&mut self, n: &str) {
+        self.with(|r| r.key = Some(n.into()));
+    }
+    pub(crate) fn model(&mut self, m: &str, stream: bool) {
+        self.with(|r| {
+            r.model = Some(m.into());
+            r.stream = stream;
+        });
+    }
+    pub(crate) fn route(&mut self, provider: &str, model: &str, fast: bool) {
+        self.with(|r| {
+            r.provider = Some(provider.into());
+            r.upstream_model = Some(model.into());
+            r.fast_path = fast;
+        });
+    }
+    pub(crate) fn attempt(&mut self, a: Attempt) {
+        self.with(|r| r.attempts.push(a));
+    }
+    pub(crate) fn ttfb(&mut self, ms: f64) {
+        self.with(|r| r.ttfb_ms = Some(round(ms)));
+    }
+    pub(crate) fn usage(&mut self, u: Usage) {
+        self.with(|r| r.usage = Some(r.usage.unwrap_or_default().merge(u)));
+    }
+    pub(crate) fn outcome_is(&self, o: &str) -> bool {
+        self.rec.as_ref().is_some_and(|r| r.outcome == o)
+    }
+
+    /// Moves the record into a new guard (for the stream relay); this one then emits nothing.
+    pub(crate) fn take(&mut self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            rec: self.rec.take(),
+            start: self.start,
+        }
+    }
+}
+
+impl<H: HttpClient, C: Clock, L: LogSink> Drop for LogGuard<H, C, L> {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.rec.take() {
+            r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
+            if let Ok(line) = serde_json::to_string(&r) {
+                self.inner.log.emit(&self.inner.scrub.scrub(&line));
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Relaying an upstream stream to the client: byte forwarding on the fast path (reading usage on
+//! the side), or SSE -> canonical events -> client SSE through stateful decoder and encoder.
+
+use crate::Inner;
+use crate::log::LogGuard;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
+use gw_codec::{SseFrame, SseParser};
+use gw_model::{ApiError, ErrorKind, Format, StreamEvent};
+use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
+use gw_translate::{Decoder, Encoder};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+enum Mode {
+    Fast { wants_usage: bool, completed: bool },
+    Translate { dec: Decoder, enc: Encoder },
+}
+
+struct Relay<H: HttpClient, C: Clock, L: LogSink> {
+    inner: Arc<Inner<H, C, L>>,
+    client: Format,
+    upstream: Format,
+    rest: ByteStream,
+    first: Option<Bytes>,
+    parser: SseParser,
+    mode: Mode,
+    log: LogGuard<H, C, L>,
+    frames: Vec<SseFrame>,
+    events: Vec<StreamEvent>,
+    finished: bool,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all parts of one relay"
+)]
+pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
+    inner: Arc<Inner<H, C, L>>,
+    client: Format,
+    upstream: Format,
+    fast: bool,
+    include_usage: bool,
+    first: Bytes,
+    rest: ByteStream,
+    _upstream_headers: HeaderMap,
+    mut log: LogGuard<H, C, L>,
+) -> Response<BodyStream> {
+    log.set_status(200);
+    // Until the stream ends cleanly, a dropped relay means the client went away.
+    log.outcome("client_disconnected");
+    let mode = if fast {
+        Mode::Fast {
+            wants_usage: include_usage || client == Format::Anthropic,
+            completed: false,
+        }
+    } else {
+        Mode::Translate {
+            dec: Decoder::new(upstream),
+            enc: Encoder::new(client, include_usage),
+        }
+    };
+    let relay = Relay {
+        inner,
+        client,
+        upstream,
+        rest,
+        first: Some(first),
+        parser: if fast {
+            SseParser::capturing()
+        } else {
+            SseParser::new()
+        },
+        mode,
+        log,
+        frames: Vec::new(),
+        events: Vec::new(),
+        finished: false,
+    };
+    let body = futures_util::stream::unfold(relay, |mut r| async move {
+        loop {
+            if r.finished {
+                return None;
+            }
+            let chunk = match r.first.take() {
+                Some(f) => Some(Ok(f)),
+                None => {
+                    let idle = r.inner.cfg.timeouts.stream_idle_ms;
+                    let next = {
+                        let timer = Box::pin(r.inner.clock.sleep(idle));
+                        match select(r.rest.next(), timer).await {
+                            Either::Left((x, _)) => Ok(x),
+                            Either::Right(_) => Err(()),
+                        }
+                    };
+                    match next {
+                        Ok(x) => x,
+                        Err(()) => {
+                            let out = r.fail(ApiError::new(
+                                ErrorKind::Timeout,
+                                format!("upstream stream was silent for {idle} ms"),
+                            ));
+                            return Some((out, r));
+                        }
+                    }
+                }
+            };
+            match chunk {
+                Some(Ok(bytes)) => {
+                    let out = r.process(&bytes, false);
+                    if !out.is_empty() {
+                        return Some((Bytes::from(out), r));
+                    }
+                }
+                Some(Err(e)) => {
+                    let out = r.fail(ApiError::new(
+                        ErrorKind::Api,
+                        format!("upstream stream broke: {}", e.message),
+                    ));
+                    return Some((out, r));
+                }
+                None => {
+                    let out = r.process(&[], true);
+                    r.finished = true;
+                    return if out.is_empty() {
+                        None
+                    } else {
+                        Some((Bytes::from(out), r))
+                    };
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(Box::pin(body) as BodyStream);
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+impl<H: HttpClient, C: Clock, L: LogSink> Relay<H, C, L> {
+    /// Ends the client's stream with an error event in its format.
+    fn fail(&mut self, e: ApiError) -> Bytes {
+        self.finished = true;
+        let mut e = e;
+        e.message = self.inner.scrub.scrub(&e.message);
+        if !self.log.outcome_is("error") {
+            self.log.outcome("upstream_incomplete");
+        }
+        let mut out = Vec::new();
+        match &mut self.mode {
+            Mode::Translate { enc, .. } => enc.encode(&StreamEvent::Error(e), &mut out),
+            Mode::Fast { .. } => {
+                Encoder::new(self.client, false).encode(&StreamEvent::Error(e), &mut out)
+            }
+        }
+        Bytes::from(out)
+    }
+
+    fn process(&mut self, bytes: &[u8], end: bool) -> Vec<u8> {
+        self.frames.clear();
+        self.parser.feed(bytes, &mut self.frames);
+        if end {
+            self.parser.finish(&mut self.frames);
+        }
+        let mut out = Vec::with_capacity(bytes.len() + 64);
+        let frames = std::mem::take(&mut self.frames);
+        match &mut self.mode {
+            Mode::Fast {
+                wants_usage,
+                completed,
+            } => {
+                for f in &frames {
+                    if fast_frame(self.upstream, f, *wants_usage, completed, &mut self.log) {
+                        out.extend_from_slice(&f.raw);
+                    }
+                }
+                if end && !*completed {
+                    out.extend_from_slice(&self.fail(ApiError::new(
+                        ErrorKind::Api,
+                        "upstream stream ended before it was complete",
+                    )));
+                } else if end && !self.log.outcome_is("error") {
+                    self.log.outcome("ok");
+                }
+            }
+            Mode::Translate { dec, enc } => {
+                let mut failed = None;
+                for f in &frames {
+                    self.events.clear();
+                    if let Err(e) = dec.feed(f, &mut self.events) {
+                        failed = Some(e);
+                        break;
+                    }
+                    for ev in &self.events {
+                        note_event(ev, &mut self.log);
+                        enc.encode(ev, &mut out);
+                    }
+                }
+                if failed.is_none() && end {
+                    self.events.clear();
+                    match dec.finish(&mut self.events) {
+                        Ok(()) => {
+                            for ev in &self.events {
+                                note_event(ev, &mut self.log);
+                                enc.encode(ev, &mut out);
+                            }
+                            if !self.log.outcome_is("error") {
+                                self.log.outcome("ok");
+                            }
+                        }
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(e) = failed {
+                    out.extend_from_slice(&self.fail(e));
+                }
+            }
+        }
+        self.frames = frames;
+        out
+    }
+}
+
+fn note_event<H: HttpClient, C: Clock, L: LogSink>(ev: &StreamEvent, log: &mut LogGuard<H, C, L>) {
+    match ev {
+        StreamEvent::Start { usage, .. } => log.usage(*usage),
+        StreamEvent::Usage(u) => log.usage(*u),
+        StreamEvent::Error(_) => log.outcome("error"),
+        _ => {}
+    }
+}
+
+/// Reads what the gateway needs from one forwarded frame; false drops the frame.
+fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
+    format: Format,
+    f: &SseFrame,
+    wants_usage: bool,
+    completed: &mut bool,
+    log: &mut LogGuard<H, C, L>,
+) -> bool {
+    match format {
+        Format::OpenAi => {
+            let d = f.data.trim();
+            if d == "[DONE]" {
+                *completed = true;
+                return true;
+            }
+            if d.contains("\"usage\"") || d.contains("\"error\"") {
+                if let Ok(v) = serde_json::from_str::<Value>(d) {
+                    if v.get("error").is_some() {
+                        log.outcome("error");
+                    }
+                    let u = v
+                        .get("usage")
+                        .filter(|u| u.is_object())
+                        .or_else(|| v.pointer("/x_groq/usage"));
+                    if let Some(u) = u {
+                        log.usage(gw_translate::openai::parse_usage(u));
+                        let usage_only = v
+                            .get("choices")
+                            .and_then(Value::as_array)
+                            .is_some_and(Vec::is_empty);
+                        if usage_only && !wants_usage {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        }
+        Format::Anthropic => {
+            match f.event.as_deref() {
+                Some("message_start") | Some("message_delta") => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&f.data) {
+                        if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
+                            log.usage(gw_translate::anthropic::parse_usage(u));
+                        }
+                    }
+                }
+                Some("message_stop") => *completed = true,
+                Some("error") => {
+                    log.outcome("error");
+                    *completed = true;
+                }
+                _ => {}
+            }
+            true
+        }
+    }
+}

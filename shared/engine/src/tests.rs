@@ -1,0 +1,1 @@
+//! Engine tests: the whole pipeline on fake ports.

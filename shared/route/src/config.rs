@@ -1,0 +1,445 @@
+//! `gateway.yaml`: schema, `${VAR}` interpolation, validation with file, path and reason.
+
+use crate::Route;
+use gw_model::Format;
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// A configuration error: where (file and path) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {path}: {reason}")]
+pub struct ConfigError {
+    /// The file (or source name) the YAML came from.
+    pub file: String,
+    /// Dotted path to the offending node (`.` for the document).
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Server-wide limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// `max_tokens` for Anthropic-format upstreams when the client gives none.
+    pub default_max_tokens: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 * 1024 * 1024,
+            default_max_tokens: 4096,
+        }
+    }
+}
+
+/// Timeouts in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Connect + response head + first body chunk, per target.
+    pub per_attempt_ms: u64,
+    /// All attempts of one request, until the first byte.
+    pub total_ms: u64,
+    /// Longest silence inside a stream.
+    pub stream_idle_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            per_attempt_ms: 60_000,
+            total_ms: 180_000,
+            stream_idle_ms: 300_000,
+        }
+    }
+}
+
+/// A named proxy key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// Shown in logs instead of the key.
+    pub name: String,
+    /// The key (usually `${SOME_VAR}`).
+    pub key: String,
+}
+
+/// How the gateway authenticates to a provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// `Authorization: Bearer <key>`.
+    Bearer {
+        /// Environment variables to take the key from, first set wins.
+        env: Vec<String>,
+    },
+    /// `<name>: <key>`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Environment variables to take the key from, first set wins.
+        env: Vec<String>,
+    },
+    /// No credentials (local servers).
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    format: Format,
+    #[serde(default)]
+    base_url: String,
+    auth: AuthSpec,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    max_tokens_field: Option<String>,
+    #[serde(default)]
+    default_max_tokens: Option<u64>,
+}
+
+/// A provider, resolved against the environment.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Id (the key under `providers:`).
+    pub id: String,
+    /// Wire format.
+    pub format: Format,
+    /// Base URL without a trailing slash (after `<ID>_BASE_URL`); empty if unset.
+    pub base_url: String,
+    /// Auth scheme.
+    pub auth: AuthSpec,
+    /// The credential, when found in the environment.
+    pub secret: Option<String>,
+    /// Extra headers sent upstream.
+    pub headers: Vec<(String, String)>,
+    /// Models it serves (for listing and resolution).
+    pub models: Vec<String>,
+    /// OpenAI-format output-limit field.
+    pub max_tokens_field: String,
+    /// Anthropic-format default `max_tokens`.
+    pub default_max_tokens: u64,
+}
+
+impl Provider {
+    /// The name of the variable holding the base URL override.
+    pub fn base_url_var(&self) -> String {
+        format!(
+            "{}_BASE_URL",
+            self.id.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// `None` when usable, else what the operator must set.
+    pub fn missing(&self) -> Option<String> {
+        if self.base_url.is_empty() {
+            return Some(self.base_url_var());
+        }
+        match &self.auth {
+            AuthSpec::None => None,
+            AuthSpec::Bearer { env } | AuthSpec::Header { env, .. } if self.secret.is_none() => {
+                Some(env.join(" or "))
+            }
+            _ => None,
+        }
+    }
+
+    /// Full URL of an API path for this provider's format (`/chat/completions`, `/v1/messages`, ...).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server limits.
+    pub server: Server,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Proxy keys (name, key); `GATEWAY_PROXY_KEY` comes first as `default`.
+    pub keys: Vec<KeySpec>,
+    /// Providers in file order.
+    pub providers: Vec<Provider>,
+    /// Routes in file order.
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: Server,
+    #[serde(default)]
+    timeouts: Timeouts,
+    #[serde(default)]
+    keys: Vec<KeySpec>,
+    #[serde(default)]
+    providers: serde_yaml::Mapping,
+    #[serde(default)]
+    routes: serde_yaml::Mapping,
+}
+
+impl Config {
+    /// Parses and validates `yaml` (named `file` in errors), reading variables through `env`.
+    pub fn load(
+        yaml: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let err = |path: &str, reason: String| ConfigError {
+            file: file.to_owned(),
+            path: path.to_owned(),
+            reason,
+        };
+        let mut doc: Value =
+            serde_yaml::from_str(yaml).map_err(|e| err(".", format!("invalid YAML: {e}")))?;
+        if doc.is_null() {
+            doc = Value::Mapping(Default::default());
+        }
+        interpolate(&mut doc, "", env).map_err(|(p, r)| err(&p, r))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let p = e.path().to_string();
+            err(&p, e.into_inner().to_string())
+        })?;
+
+        let mut providers = Vec::new();
+        for (k, v) in raw.providers {
+            let id = k
+                .as_str()
+                .ok_or_else(|| err("providers", "provider ids must be strings".into()))?
+                .to_owned();
+            let path = format!("providers.{id}");
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    &path,
+                    "provider ids may contain only letters, digits, `-` and `_`".into(),
+                ));
+            }
+            let rp: RawProvider = serde_path_to_error::deserialize(v).map_err(|e| {
+                let p = format!("{path}.{}", e.path());
+                err(p.trim_end_matches(".."), e.into_inner().to_string())
+            })?;
+            let mut p = Provider {
+                id: id.clone(),
+                format: rp.format,
+                base_url: rp.base_url,
+                secret: None,
+                auth: rp.auth,
+                headers: rp.headers.into_iter().collect(),
+                models: rp.models,
+                max_tokens_field: rp.max_tokens_field.unwrap_or_else(|| "max_tokens".into()),
+                default_max_tokens: rp
+                    .default_max_tokens
+                    .unwrap_or(raw.server.default_max_tokens),
+            };
+            if let Some(url) = env(&p.base_url_var()).filter(|u| !u.is_empty()) {
+                p.base_url = url;
+            }
+            p.base_url = p.base_url.trim_end_matches('/').to_owned();
+            if !p.base_url.is_empty()
+                && !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://"))
+            {
+                return Err(err(
+                    &format!("{path}.base_url"),
+                    format!("`{}` is not an http(s) URL", p.base_url),
+                ));
+            }
+            if !["max_tokens", "max_completion_tokens"].contains(&p.max_tokens_field.as_str()) {
+                return Err(err(
+                    &format!("{path}.max_tokens_field"),
+                    "must be max_tokens or max_completion_tokens".into(),
+                ));
+            }
+            if let AuthSpec::Bearer { env: vars } | AuthSpec::Header { env: vars, .. } = &p.auth {
+                if vars.is_empty() {
+                    return Err(err(
+                        &format!("{path}.auth.env"),
+                        "name at least one environment variable".into(),
+                    ));
+                }
+                p.secret = vars.iter().find_map(|v| env(v).filter(|s| !s.is_empty()));
+            }
+            providers.push(p);
+        }
+
+        let mut routes = Vec::new();
+        for (k, v) in raw.routes {
+            let pattern = match &k {
+                Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            };
+            let path = format!("routes.{pattern}");
+            let items = match v {
+                Value::Sequence(s) => s,
+                Value::String(s) => vec![Value::String(s)],
+                _ => {
+                    return Err(err(
+                        &path,
+                        "expected a list of targets (\"provider/model\" or \"provider\")".into(),
+                    ));
+                }
+            };
+            if items.is_empty() {
+                return Err(err(&path, "a route needs at least one target".into()));
+            }
+            let mut targets = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let tp = format!("{path}[{i}]");
+                let (prov, model) = match item {
+                    Value::String(s) => match s.split_once('/') {
+                        Some((p, m)) => (p.to_owned(), Some(m.to_owned())),
+                        None => (s.clone(), None),
+                    },
+                    Value::Mapping(m) => {
+                        let g = |key: &str| m.get(key).and_then(Value::as_str).map(str::to_owned);
+                        (
+                            g("provider").ok_or_else(|| err(&tp, "missing `provider`".into()))?,
+                            g("model"),
+                        )
+                    }
+                    _ => {
+                        return Err(err(
+                            &tp,
+                            "expected \"provider/model\", \"provider\" or {provider, model}".into(),
+                        ));
+                    }
+                };
+                let idx = providers
+                    .iter()
+                    .position(|p: &Provider| p.id == prov)
+                    .ok_or_else(|| err(&tp, format!("unknown provider `{prov}`")))?;
+                if model.as_deref() == Some("") {
+                    return Err(err(&tp, "empty model name".into()));
+                }
+                targets.push((idx, model));
+            }
+            routes.push(Route {
+                is_glob: pattern.contains(['*', '?']),
+                pattern,
+                targets,
+            });
+        }
+
+        let mut keys = Vec::new();
+        if let Some(k) = env("GATEWAY_PROXY_KEY").filter(|k| !k.is_empty()) {
+            keys.push(KeySpec {
+                name: "default".into(),
+                key: k,
+            });
+        }
+        for (i, k) in raw.keys.into_iter().enumerate() {
+            if k.name.is_empty() {
+                return Err(err(&format!("keys[{i}].name"), "must not be empty".into()));
+            }
+            if !k.key.is_empty() {
+                keys.push(k);
+            }
+        }
+        if raw.server.max_body_bytes == 0 {
+            return Err(err(
+                "server.max_body_bytes",
+                "must be greater than 0".into(),
+            ));
+        }
+        if raw.timeouts.per_attempt_ms == 0 || raw.timeouts.total_ms == 0 {
+            return Err(err("timeouts", "timeouts must be greater than 0".into()));
+        }
+        Ok(Self {
+            server: raw.server,
+            timeouts: raw.timeouts,
+            keys,
+            providers,
+            routes,
+        })
+    }
+
+    /// Every secret the gateway holds (provider credentials and proxy keys), for scrubbing.
+    pub fn secrets(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter_map(|p| p.secret.clone())
+            .chain(self.keys.iter().map(|k| k.key.clone()))
+            .collect()
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string scalar.
+fn interpolate(
+    v: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match v {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let end = after
+                    .find('}')
+                    .ok_or_else(|| (path.to_owned(), format!("unterminated `${{` in \"{s}\"")))?;
+                let expr = &after[..end];
+                let (name, default) = match expr.split_once(":-") {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (expr, None),
+                };
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err((
+                        path.to_owned(),
+                        format!("`${{{expr}}}` is not a valid variable reference"),
+                    ));
+                }
+                match (env(name).filter(|x| !x.is_empty()), default) {
+                    (Some(val), _) => out.push_str(&val),
+                    (None, Some(d)) => out.push_str(d),
+                    (None, None) => {
+                        return Err((
+                            path.to_owned(),
+                            format!(
+                                "environment variable {name} is not set (write `${{{name}:-}}` to make it optional)"
+                            ),
+                        ));
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Sequence(seq) => {
+            for (i, x) in seq.iter_mut().enumerate() {
+                interpolate(x, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, x) in m.iter_mut() {
+                let key = k.as_str().unwrap_or("?");
+                let p = if path.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{path}.{key}")
+                };
+                interpolate(x, &p, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Config loading and model resolution against the shipped `config/gateway.yaml`.
+
+use super::*;
+use std::collections::HashMap;
+
+const SHIPPED: &str = include_str!("../../../config/gateway.yaml");
+
+fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::load(yaml, "test.yaml", &|k| env.get(k).cloned())
+}
+
+fn plan(c: &Config, model: &str, forced: Option<&str>) -> Vec<(String, String)> {
+    c.resolve(model, forced)
+        .unwrap()
+        .into_iter()
+        .map(|t| (c.providers[t.provider].id.clone(), t.model))
+        .collect()
+}
+
+fn pm(p: &str, m: &str) -> (String, String) {
+    (p.to_owned(), m.to_owned())
+}
+
+#[test]
+fn shipped_config_loads_with_no_environment() {
+    let c = load(SHIPPED, &[]).unwrap();
+    assert!(c.keys.is_empty());
+    let openai = &c.providers[c.provider_index("openai").unwrap()];
+    assert_eq!(openai.base_url, "https://api.openai.com/v1");
+    assert_eq!(openai.missing().as_deref(), Some("OPENAI_API_KEY"));
+    let ag = &c.providers[c.provider_index("antigravity").unwrap()];
+    assert_eq!(ag.missing().as_deref(), Some("ANTIGRAVITY_BASE_URL"));
+}
+
+#[test]
+fn env_supplies_keys_and_base_url_overrides() {
+    let c = load(
+        SHIPPED,
+        &[
+            ("OPENAI_API_KEY", "sk-1"),
+            ("GROQ_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("GATEWAY_PROXY_KEY", "pk"),
+            ("HF_TOKEN", "hf"),
+        ],
+    )
+    .unwrap();
+    let p = |id: &str| c.providers[c.provider_index(id).unwrap()].clone();
+    assert_eq!(p("openai").secret.as_deref(), Some("sk-1"));
+    assert!(p("openai").missing().is_none());
+    assert_eq!(p("groq").base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        p("huggingface").secret.as_deref(),
+        Some("hf"),
+        "second env name is a fallback"
+    );
+    assert_eq!(c.keys[0].name, "default");
+    assert_eq!(
+        c.secrets(),
+        vec!["sk-1".to_owned(), "hf".to_owned(), "pk".to_owned()]
+    );
+}
+
+#[test]
+fn resolution_order() {
+    let c = load(SHIPPED, &[]).unwrap();
+    assert_eq!(
+        plan(&c, "gpt-4", None),
+        vec![pm("openai", "gpt-4o")],
+        "alias"
+    );
+    assert_eq!(
+        plan(&c, "claude-3", None),
+        vec![pm("anthropic", "claude-3-opus-latest")]
+    );
+    assert_eq!(
+        plan(&c, "claude-3-haiku-20240307", None),
+        vec![pm("anthropic", "claude-3-haiku-20240307")],
+        "glob"
+    );
+    assert_eq!(
+        plan(&c, "groq/llama-3.2-90b", None),
+        vec![pm("groq", "llama-3.2-90b")],
+        "prefix"
+    );
+    assert_eq!(
+        plan(&c, "together/meta-llama/Llama-3-70b", None),
+        vec![pm("together", "meta-llama/Llama-3-70b")]
+    );
+    assert_eq!(
+        plan(&c, "meta-llama/Llama-3.2-3B-Instruct", None),
+        vec![pm("huggingface", "meta-llama/Llama-3.2-3B-Instruct")],
+        "listed"
+    );
+    assert_eq!(
+        plan(&c, "deepseek-chat", None),
+        vec![pm("deepseek", "deepseek-chat")]
+    );
+    assert_eq!(
+        plan(&c, "gpt-4", Some("openrouter")),
+        vec![pm("openrouter", "gpt-4")],
+        "header forces provider"
+    );
+    assert_eq!(
+        plan(&c, "gpt-4", Some("openai")),
+        vec![pm("openai", "gpt-4o")],
+        "header keeps the route's model for that provider"
+    );
+    assert_eq!(plan(&c, "groq/x", Some("groq")), vec![pm("groq", "x")]);
+    let e = c.resolve("no-such-model", None).unwrap_err();
+    assert_eq!(e.status, 404);
+    assert!(e.message.contains("no-such-model"));
+    assert_eq!(c.resolve("x", Some("nope")).unwrap_err().status, 400);
+}
+
+#[test]
+fn fallback_chains_keep_order() {
+    let c = load("providers:\n  a: {format: openai, base_url: 'http://a', auth: {type: none}}\n  b: {format: anthropic, base_url: 'http://b', auth: {type: none}}\nroutes:\n  smart: [b/m1, a/m2, a]\n", &[]).unwrap();
+    assert_eq!(
+        plan(&c, "smart", None),
+        vec![pm("b", "m1"), pm("a", "m2"), pm("a", "smart")]
+    );
+}
+
+#[test]
+fn errors_name_file_path_and_reason() {
+    let e = load(
+        "providers:\n  x: {format: gemini, auth: {type: none}}\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("test.yaml: providers.x.format: unknown variant `gemini`"),
+        "{e}"
+    );
+    let e = load("routes:\n  a: [nope/m]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "test.yaml: routes.a[0]: unknown provider `nope`");
+    let e = load(
+        "providers:\n  x: {format: openai, base_url: '${X_URL}', auth: {type: none}}\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("test.yaml: providers.x.base_url: environment variable X_URL is not set"),
+        "{e}"
+    );
+    let e = load("server: {max_body_bytes: -1}\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("test.yaml: server.max_body_bytes: "), "{e}");
+    let e = load("serverr: {}\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("unknown field `serverr`"), "{e}");
+    let e = load("a: [", &[]).unwrap_err().to_string();
+    assert!(e.starts_with("test.yaml: .: invalid YAML"), "{e}");
+}
+
+#[test]
+fn interpolation_with_defaults() {
+    let y = "keys:\n  - {name: alice, key: '${ALICE:-}'}\n  - {name: bob, key: 'k-${BOB}-x'}\n";
+    let c = load(y, &[("BOB", "b")]).unwrap();
+    assert_eq!(c.keys.len(), 1, "empty keys are ignored");
+    assert_eq!(c.keys[0].key, "k-b-x");
+}

@@ -1,0 +1,148 @@
+//! Wire formats to and from the canonical model (hub and spoke).
+//!
+//! Every format module has the same shape: `decode_request` / `encode_request`,
+//! `decode_response` / `encode_response`, a stream `Decoder` (upstream SSE frames -> canonical
+//! events) and `Encoder` (canonical events -> client SSE bytes), and `decode_error` / `encode_error`.
+//! Dispatch is a `match` on [`Format`], never `dyn`.
+
+pub mod anthropic;
+pub mod fast;
+mod json;
+pub mod openai;
+
+pub use gw_model::Format;
+use gw_model::{ApiError, ChatRequest, ChatResponse, StreamEvent};
+
+/// Per-target knobs for request encoding.
+#[derive(Debug, Clone)]
+pub struct EncodeOpts<'a> {
+    /// The model name to send upstream.
+    pub model: &'a str,
+    /// Provider id, for error messages.
+    pub provider: &'a str,
+    /// `max_tokens` default for formats that require it.
+    pub default_max_tokens: u64,
+    /// OpenAI-format field for the output limit (`max_tokens` or `max_completion_tokens`).
+    pub max_tokens_field: &'a str,
+}
+
+/// Decodes a request body in `format`.
+pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiError> {
+    match format {
+        Format::OpenAi => openai::decode_request(body),
+        Format::Anthropic => anthropic::decode_request(body),
+    }
+}
+
+/// Encodes a canonical request for an upstream of `format`.
+pub fn encode_request(
+    format: Format,
+    req: &ChatRequest,
+    opts: &EncodeOpts<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    match format {
+        Format::OpenAi => openai::encode_request(req, opts),
+        Format::Anthropic => anthropic::encode_request(req, opts),
+    }
+}
+
+/// Decodes a complete upstream response.
+pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiError> {
+    match format {
+        Format::OpenAi => openai::decode_response(body),
+        Format::Anthropic => anthropic::decode_response(body),
+    }
+}
+
+/// Encodes a complete response for a client of `format`.
+pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
+    match format {
+        Format::OpenAi => openai::encode_response(resp),
+        Format::Anthropic => anthropic::encode_response(resp),
+    }
+}
+
+/// Decodes an upstream error body.
+pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
+    match format {
+        Format::OpenAi => openai::decode_error(status, body),
+        Format::Anthropic => anthropic::decode_error(status, body),
+    }
+}
+
+/// Encodes an error body for a client of `format`.
+pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
+    match format {
+        Format::OpenAi => openai::encode_error(err),
+        Format::Anthropic => anthropic::encode_error(err),
+    }
+}
+
+/// A stream decoder for any format.
+#[derive(Debug)]
+pub enum Decoder {
+    /// OpenAI chunks.
+    OpenAi(openai::Decoder),
+    /// Anthropic events.
+    Anthropic(anthropic::Decoder),
+}
+
+impl Decoder {
+    /// A fresh decoder for upstream `format`.
+    pub fn new(format: Format) -> Self {
+        match format {
+            Format::OpenAi => Self::OpenAi(openai::Decoder::default()),
+            Format::Anthropic => Self::Anthropic(anthropic::Decoder::default()),
+        }
+    }
+
+    /// Feeds one SSE frame; canonical events are appended to `out`.
+    pub fn feed(
+        &mut self,
+        frame: &gw_codec::SseFrame,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), ApiError> {
+        match self {
+            Self::OpenAi(d) => d.feed(frame, out),
+            Self::Anthropic(d) => d.feed(frame, out),
+        }
+    }
+
+    /// The upstream closed the stream; errors if it never sent its end marker.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        match self {
+            Self::OpenAi(d) => d.finish(out),
+            Self::Anthropic(d) => d.finish(out),
+        }
+    }
+}
+
+/// A stream encoder for any format.
+#[derive(Debug)]
+pub enum Encoder {
+    /// OpenAI chunks.
+    OpenAi(openai::Encoder),
+    /// Anthropic events.
+    Anthropic(anthropic::Encoder),
+}
+
+impl Encoder {
+    /// A fresh encoder for a client of `format`. `include_usage` is OpenAI's `stream_options.include_usage`.
+    pub fn new(format: Format, include_usage: bool) -> Self {
+        match format {
+            Format::OpenAi => Self::OpenAi(openai::Encoder::new(include_usage)),
+            Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
+        }
+    }
+
+    /// Encodes one event, appending bytes to `out`.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        match self {
+            Self::OpenAi(e) => e.encode(ev, out),
+            Self::Anthropic(e) => e.encode(ev, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! OpenAI `chat.completion.chunk` streams <-> canonical events.
+
+use super::error::error_object;
+use super::response::{finish_reason, parse_usage, stop_from_finish, usage_json};
+use gw_codec::{SseFrame, write_sse};
+use gw_model::*;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text,
+    Thinking,
+    Tool(u64),
+}
+
+/// Upstream OpenAI chunks -> canonical events. Keeps ids and tool names per index, so no event
+/// ever carries a placeholder.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    started: bool,
+    next_index: u32,
+    open: Option<(Open, u32)>,
+    /// OpenAI tool index -> (canonical block index, call id).
+    tools: HashMap<u64, (u32, String)>,
+    last_tool: Option<u64>,
+    finished: bool,
+    done: bool,
+}
+
+impl Decoder {
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((_, idx)) = self.open.take() {
+            out.push(StreamEvent::BlockStop { index: idx });
+        }
+    }
+
+    fn ensure(&mut self, kind: Open, block: BlockKind, out: &mut Vec<StreamEvent>) -> u32 {
+        if let Some((k, idx)) = self.open {
+            if k == kind {
+                return idx;
+            }
+        }
+        self.close(out);
+        let idx = self.next_index;
+        self.next_index += 1;
+        self.open = Some((kind, idx));
+        out.push(StreamEvent::BlockStart { index: idx, block });
+        idx
+    }
+
+    /// Feeds one SSE frame.
+    pub fn feed(&mut self, frame: &SseFrame, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        let data = frame.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.close(out);
+            self.done = true;
+            out.push(StreamEvent::End);
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Api,
+                format!("upstream sent a malformed stream chunk: {e}"),
+            )
+        })?;
+        if let Some(err) = v.get("error") {
+            let body = json!({ "error": err }).to_string();
+            let status = err
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| *c >= 400)
+                .unwrap_or(500);
+            out.push(StreamEvent::Error(super::decode_error(
+                status,
+                body.as_bytes(),
+            )));
+            return Ok(());
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                model: v
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                usage: Usage::default(),
+                created: v.get("created").and_then(Value::as_i64),
+            });
+        }
+        if let Some(choice) = v.pointer("/choices/0") {
+            if let Some(delta) = choice.get("delta") {
+                self.delta(delta, out);
+            }
+            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.close(out);
+                self.finished = true;
+                out.push(StreamEvent::Stop {
+                    reason: stop_from_finish(f),
+                    stop_sequence: None,
+                });
+            }
+        }
+        // Groq reports usage under `x_groq.usage`.
+        let usage = v
+            .get("usage")
+            .filter(|u| u.is_object())
+            .or_else(|| v.pointer("/x_groq/usage"));
+        if let Some(u) = usage {
+            out.push(StreamEvent::Usage(parse_usage(u)));
+        }
+        Ok(())
+    }
+
+    fn delta(&mut self, delta: &Value, out: &mut Vec<StreamEvent>) {
+        let reasoning = delta
+            .get("reasoning_content")
+            .or_else(|| delta.get("reasoning"))
+            .and_then(Value::as_str);
+        if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
+            let idx = self.ensure(Open::Thinking, BlockKind::Thinking, out);
+            out.push(StreamEvent::Delta {
+                index: idx,
+                delta: Delta::Thinking(r.to_owned()),
+            });
+        }
+        for key in ["content", "refusal"] {
+            if let Some(t) = delta
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                let idx = self.ensure(Open::Text, BlockKind::Text, out);
+                out.push(StreamEvent::Delta {
+                    index: idx,
+                    delta: Delta::Text(t.to_owned()),
+                });
+            }
+        }
+        let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) else {
+            return;
+        };
+        for c in calls {
+            let id = c
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            // Mistral omits `index`: a new id means a new call, otherwise it continues the last one.
+            let oai = match c.get("index").and_then(Value::as_u64) {
+                Some(i) => i,
+                None => match (id, self.last_tool) {
+                    (Some(id), Some(last))
+                        if self.tools.get(&last).is_some_and(|(_, known)| known != id) =>
+                    {
+                        last + 1
+                    }
+                    (_, Some(last)) => last,
+                    (_, None) => 0,
+                },
+            };
+            self.last_tool = Some(oai);
+            let idx = match self.tools.get(&oai) {
+                Some((idx, _)) => {
+                    let idx = *idx;
+                    if self.open != Some((Open::Tool(oai), idx)) {
+                        // A late fragment for a call whose block was closed: reopen is impossible in
+                        // Anthropic's model, so it is appended to the current block only if it is this call.
+                        if self.open.map(|(k, _)| k) != Some(Open::Tool(oai)) {
+                            self.close(out);
+                            self.open = Some((Open::Tool(oai), idx));
+                        }
+                    }
+                    idx
+                }
+                None => {
+                    let call_id =
+                        id.map_or_else(|| format!("call_{}", self.next_index), str::to_owned);
+                    let name = c
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let idx = self.ensure(
+                        Open::Tool(oai),
+                        BlockKind::ToolUse {
+                            id: call_id.clone(),
+                            name,
+                        },
+                        out,
+                    );
+                    self.tools.insert(oai, (idx, call_id));
+                    idx
+                }
+            };
+            if let Some(a) = c
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+            {
+                out.push(StreamEvent::Delta {
+                    index: idx,
+                    delta: Delta::ToolArgs(a.to_owned()),
+                });
+            }
+        }
+    }
+
+    /// The upstream closed the stream.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
+        if self.done {
+            return Ok(());
+        }
+        if self.finished {
+            // Some compatible servers close right after the finish chunk without `[DONE]`.
+            self.close(out);
+            self.done = true;
+            out.push(StreamEvent::End);
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorKind::Api,
+            "upstream stream ended before it was complete",
+        ))
+    }
+}
+
+/// Canonical events -> OpenAI chunks for the client.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    include_usage: bool,
+    id: String,
+    model: String,
+    created: i64,
+    /// Canonical block index -> OpenAI tool call index.
+    tool_index: HashMap<u32, u32>,
+    usage: Usage,
+    stopped: bool,
+    failed: bool,
+}
+
+impl Encoder {
+    /// `include_usage`: the client set `stream_options.include_usage`.
+    pub fn new(include_usage: bool) -> Self {
+        Self {
+            include_usage,
+            ..Self::default()
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
+        let mut c = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if self.include_usage {
+            c["usage"] = Value::Null;
+        }
+        write_sse(out, None, &c.to_string());
+    }
+
+    /// Encodes one event.
+    pub fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        match ev {
+            StreamEvent::Start {
+                id,
+                model,
+                usage,
+                created,
+            } => {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+                self.created = created.unwrap_or(0);
+                self.usage = *usage;
+                self.chunk(json!({"role": "assistant", "content": ""}), None, out);
+            }
+            StreamEvent::BlockStart {
+                index,
+                block: BlockKind::ToolUse { id, name },
+            } => {
+                let n = self.tool_index.len() as u32;
+                self.tool_index.insert(*index, n);
+                self.chunk(
+                    json!({"tool_calls": [{"index": n, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                    out,
+                );
+            }
+            StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
+            StreamEvent::Delta { index, delta } => match delta {
+                Delta::Text(t) => self.chunk(json!({"content": t}), None, out),
+                Delta::Thinking(t) => self.chunk(json!({"reasoning_content": t}), None, out),
+                Delta::ToolArgs(a) => {
+                    let n = self.tool_index.get(index).copied().unwrap_or(0);
+                    self.chunk(
+                        json!({"tool_calls": [{"index": n, "function": {"arguments": a}}]}),
+                        None,
+                        out,
+                    );
+                }
+                Delta::Signature(_) => {}
+            },
+            StreamEvent::Usage(u) => self.usage = self.usage.merge(*u),
+            StreamEvent::Stop { reason, .. } => {
+                if !self.stopped {
+                    self.stopped = true;
+                    self.chunk(json!({}), Some(finish_reason(*reason)), out);
+                }
+            }
+            StreamEvent::Error(e) => {
+                self.failed = true;
+                write_sse(out, None, &json!({"error": error_object(e)}).to_string());
+            }
+            StreamEvent::End => {
+                if self.failed {
+                    return;
+                }
+                if !self.stopped {
+                    self.stopped = true;
+                    self.chunk(json!({}), Some("stop"), out);
+                }
+                if self.include_usage {
+                    let c = json!({
+                        "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                        "model": self.model, "choices": [], "usage": usage_json(&self.usage),
+                    });
+                    write_sse(out, None, &c.to_string());
+                }
+                write_sse(out, None, "[DONE]");
+            }
+        }
+    }
+}

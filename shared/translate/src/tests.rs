@@ -1,0 +1,1 @@
+//! Unit tests: recorded fixtures, golden events, split-anywhere properties.
