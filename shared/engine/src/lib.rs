@@ -182,18 +182,14 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
     /// Checks the proxy key; the error is in the client's format.
     fn authenticate(
         &self,
-        format: Format,
         headers: &HeaderMap,
         log: &mut LogGuard<H, C, L>,
-    ) -> Result<(), Response<BodyStream>> {
+    ) -> Result<(), ApiError> {
         let Some(presented) = gw_auth::presented_key(headers) else {
             log.outcome("unauthenticated");
-            return Err(error_response(
-                format,
-                &ApiError::new(
-                    ErrorKind::Authentication,
-                    "missing proxy key: send it as `Authorization: Bearer <key>`, `x-api-key`, `X-Proxy-Key` or `x-goog-api-key`",
-                ),
+            return Err(ApiError::new(
+                ErrorKind::Authentication,
+                "missing proxy key: send it as `Authorization: Bearer <key>`, `x-api-key`, `X-Proxy-Key` or `x-goog-api-key`",
             ));
         };
         match self.inner.keys.check(presented) {
@@ -203,9 +199,9 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             }
             None => {
                 log.outcome("unauthenticated");
-                Err(error_response(
-                    format,
-                    &ApiError::new(ErrorKind::Authentication, "invalid proxy key"),
+                Err(ApiError::new(
+                    ErrorKind::Authentication,
+                    "invalid proxy key",
                 ))
             }
         }
@@ -218,8 +214,8 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         one: Option<&str>,
         log: &mut LogGuard<H, C, L>,
     ) -> Response<BodyStream> {
-        if let Err(r) = self.authenticate(format, headers, log) {
-            return r;
+        if let Err(e) = self.authenticate(headers, log) {
+            return error_response(format, &e);
         }
         log.outcome("ok");
         let cfg = &self.inner.cfg;
@@ -231,10 +227,10 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             }
         }
         for r in cfg.routes.iter().filter(|r| !r.is_glob) {
-            if let Some((i, _)) = r.targets.iter().find(|(i, _)| usable(*i)) {
-                if !list.iter().any(|(m, _)| *m == r.pattern) {
-                    list.push((r.pattern.clone(), cfg.providers[*i].id.clone()));
-                }
+            if let Some((i, _)) = r.targets.iter().find(|(i, _)| usable(*i))
+                && !list.iter().any(|(m, _)| *m == r.pattern)
+            {
+                list.push((r.pattern.clone(), cfg.providers[*i].id.clone()));
             }
         }
         let entry = |(id, owner): &(String, String)| match format {
@@ -280,8 +276,8 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         log: &mut LogGuard<H, C, L>,
         start: Timestamp,
     ) -> Response<BodyStream> {
-        if let Err(r) = self.authenticate(format, headers, log) {
-            return r;
+        if let Err(e) = self.authenticate(headers, log) {
+            return error_response(format, &e);
         }
         let cfg = &self.inner.cfg;
         if body.len() > cfg.server.max_body_bytes {
@@ -670,8 +666,8 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         log: &mut LogGuard<H, C, L>,
     ) -> Response<BodyStream> {
         let format = Format::Anthropic;
-        if let Err(r) = self.authenticate(format, headers, log) {
-            return r;
+        if let Err(e) = self.authenticate(headers, log) {
+            return error_response(format, &e);
         }
         let cfg = &self.inner.cfg;
         if body.len() > cfg.server.max_body_bytes {

@@ -14,6 +14,10 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per stream, never moved after creation"
+)]
 enum Mode {
     Fast { wants_usage: bool, completed: bool },
     Translate { dec: Decoder, enc: Encoder },
@@ -253,24 +257,24 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
                 *completed = true;
                 return true;
             }
-            if d.contains("\"usage\"") || d.contains("\"error\"") {
-                if let Ok(v) = serde_json::from_str::<Value>(d) {
-                    if v.get("error").is_some() {
-                        log.outcome("error");
-                    }
-                    let u = v
-                        .get("usage")
-                        .filter(|u| u.is_object())
-                        .or_else(|| v.pointer("/x_groq/usage"));
-                    if let Some(u) = u {
-                        log.usage(gw_translate::openai::parse_usage(u));
-                        let usage_only = v
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .is_some_and(Vec::is_empty);
-                        if usage_only && !wants_usage {
-                            return false;
-                        }
+            if (d.contains("\"usage\"") || d.contains("\"error\""))
+                && let Ok(v) = serde_json::from_str::<Value>(d)
+            {
+                if v.get("error").is_some() {
+                    log.outcome("error");
+                }
+                let u = v
+                    .get("usage")
+                    .filter(|u| u.is_object())
+                    .or_else(|| v.pointer("/x_groq/usage"));
+                if let Some(u) = u {
+                    log.usage(gw_translate::openai::parse_usage(u));
+                    let usage_only = v
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(Vec::is_empty);
+                    if usage_only && !wants_usage {
+                        return false;
                     }
                 }
             }
@@ -279,10 +283,10 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
         Format::Anthropic => {
             match f.event.as_deref() {
                 Some("message_start") | Some("message_delta") => {
-                    if let Ok(v) = serde_json::from_str::<Value>(&f.data) {
-                        if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
-                            log.usage(gw_translate::anthropic::parse_usage(u));
-                        }
+                    if let Ok(v) = serde_json::from_str::<Value>(&f.data)
+                        && let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage"))
+                    {
+                        log.usage(gw_translate::anthropic::parse_usage(u));
                     }
                 }
                 Some("message_stop") => *completed = true,

@@ -1,1 +1,441 @@
-//! Engine tests: the whole pipeline on fake ports.
+//! Engine tests: the whole pipeline on fake ports (scripted upstreams, a clock whose timers
+//! fire on demand, a log sink that keeps lines). No runtime, no sockets.
+
+use super::*;
+use futures::executor::block_on;
+use gw_ports::{TransportError, TransportErrorKind};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Clone)]
+enum Script {
+    Status(u16, &'static str),
+    Sse(Vec<&'static str>),
+    /// Sends these chunks, then the connection breaks.
+    SseThenBreak(Vec<&'static str>),
+    Refused,
+    Hang,
+}
+
+#[derive(Default)]
+struct FakeHttp {
+    by_host: HashMap<&'static str, Script>,
+    seen: Mutex<Vec<(String, HeaderMap, Value)>>,
+}
+
+impl HttpClient for FakeHttp {
+    fn send(
+        &self,
+        req: Request<Bytes>,
+    ) -> impl std::future::Future<Output = Result<Response<ByteStream>, TransportError>> + Send
+    {
+        let host = req.uri().host().unwrap_or_default().to_owned();
+        let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        self.seen
+            .lock()
+            .unwrap()
+            .push((req.uri().to_string(), req.headers().clone(), body));
+        let script = self
+            .by_host
+            .iter()
+            .find(|(h, _)| **h == host)
+            .map(|(_, s)| s.clone());
+        async move {
+            let chunks = |v: Vec<&'static str>, brk: bool| -> ByteStream {
+                let mut items: Vec<Result<Bytes, TransportError>> = v
+                    .into_iter()
+                    .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+                    .collect();
+                if brk {
+                    items.push(Err(TransportError::new(
+                        TransportErrorKind::Body,
+                        "connection reset",
+                    )));
+                }
+                Box::pin(futures_util::stream::iter(items))
+            };
+            let resp = |status: u16, s: ByteStream| {
+                let mut r = Response::new(s);
+                *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok(r)
+            };
+            match script.unwrap_or(Script::Refused) {
+                Script::Status(s, b) => resp(s, chunks(vec![b], false)),
+                Script::Sse(v) => resp(200, chunks(v, false)),
+                Script::SseThenBreak(v) => resp(200, chunks(v, true)),
+                Script::Refused => Err(TransportError::new(
+                    TransportErrorKind::Connect,
+                    "connection refused",
+                )),
+                Script::Hang => futures_util::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Timers fire at once when `fire` is set, otherwise never.
+struct TestClock {
+    fire: bool,
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(1_700_000_000_000_000)
+    }
+    fn sleep(&self, _ms: u64) -> impl std::future::Future<Output = ()> + Send {
+        let fire = self.fire;
+        async move {
+            if !fire {
+                futures_util::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl LogSink for Lines {
+    fn emit(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_owned());
+    }
+}
+
+const YAML: &str = "
+providers:
+  oa: {format: openai, base_url: 'http://oa', auth: {type: bearer, env: [OA_KEY]}, models: [gpt-x]}
+  an: {format: anthropic, base_url: 'http://an', auth: {type: header, name: x-api-key, env: [AN_KEY]}, headers: {anthropic-version: '2023-06-01'}, models: [claude-x]}
+  down: {format: openai, base_url: 'http://down', auth: {type: bearer, env: [OA_KEY]}}
+  nokey: {format: openai, base_url: 'http://nokey', auth: {type: bearer, env: [NOKEY_KEY]}}
+routes:
+  chain: [down/m, nokey/m, oa/gpt-x]
+  to-claude: [an/claude-x]
+  strict: [oa/gpt-x, an/claude-x]
+";
+
+fn gateway(
+    scripts: Vec<(&'static str, Script)>,
+    fire: bool,
+) -> (Gateway<FakeHttp, TestClock, Lines>, Lines) {
+    let env = |k: &str| match k {
+        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
+        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
+        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
+        _ => None,
+    };
+    let cfg = Config::load(YAML, "t.yaml", &env).unwrap();
+    let http = FakeHttp {
+        by_host: scripts.into_iter().collect(),
+        ..FakeHttp::default()
+    };
+    let lines = Lines::default();
+    (
+        Gateway::new(cfg, http, TestClock { fire }, lines.clone()),
+        lines,
+    )
+}
+
+fn post(path: &str, body: Value) -> Request<Bytes> {
+    Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", "Bearer proxy-key-123")
+        .body(Bytes::from(body.to_string()))
+        .unwrap()
+}
+
+fn run(
+    g: &Gateway<FakeHttp, TestClock, Lines>,
+    req: Request<Bytes>,
+) -> (StatusCode, HeaderMap, String) {
+    block_on(async {
+        let resp = g.handle(req, "rid-1".into()).await;
+        let (parts, body) = resp.into_parts();
+        let chunks: Vec<Bytes> = body.collect().await;
+        let all: Vec<u8> = chunks.concat();
+        (parts.status, parts.headers, String::from_utf8(all).unwrap())
+    })
+}
+
+fn last_log(l: &Lines) -> Value {
+    serde_json::from_str(l.0.lock().unwrap().last().unwrap()).unwrap()
+}
+
+const OAI_STREAM: &[&str] = &[
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n",
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"created\":1,\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n",
+    "data: [DONE]\n\n",
+];
+
+#[test]
+fn fallback_skips_unreachable_and_unconfigured_targets() {
+    let (g, lines) = gateway(vec![("oa", Script::Sse(OAI_STREAM.to_vec()))], false);
+    let (status, headers, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "chain", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-request-id"], "rid-1");
+    assert!(body.contains("\"content\":\"Hel\"") && body.ends_with("data: [DONE]\n\n"));
+    assert!(
+        !body.contains("\"usage\":{"),
+        "the client did not ask for usage: {body}"
+    );
+    let log = last_log(&lines);
+    let classes: Vec<&str> = log["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["error_class"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(classes, ["connect", "not_configured", "ok"]);
+    assert_eq!(
+        (
+            log["provider"].as_str(),
+            log["fast_path"].as_bool(),
+            log["outcome"].as_str()
+        ),
+        (Some("oa"), Some(true), Some("ok"))
+    );
+    assert_eq!(
+        log["usage"]["input"], 5,
+        "usage read on the side of the fast path"
+    );
+    let seen = g.inner.http.seen.lock().unwrap();
+    let (url, h, b) = seen.last().unwrap();
+    assert_eq!(url, "http://oa/chat/completions");
+    assert_eq!(h["authorization"], "Bearer sk-oa-SECRET-0123456789");
+    assert_eq!(b["model"], "gpt-x");
+    assert_eq!(b["stream_options"], json!({"include_usage": true}));
+}
+
+#[test]
+fn openai_client_to_anthropic_upstream_streams_translated() {
+    let up = vec![
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":9}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ];
+    let (g, lines) = gateway(vec![("an", Script::Sse(up))], false);
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "to-claude", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("\"content\":\"Hi\""));
+    assert!(body.contains("\"finish_reason\":\"stop\""));
+    assert!(
+        body.contains("\"prompt_tokens\":9,\"completion_tokens\":3"),
+        "{body}"
+    );
+    let log = last_log(&lines);
+    assert_eq!(
+        (log["fast_path"].as_bool(), log["usage"]["output"].as_u64()),
+        (Some(false), Some(3))
+    );
+    let seen = g.inner.http.seen.lock().unwrap();
+    let (url, h, b) = &seen[0];
+    assert_eq!(url, "http://an/v1/messages");
+    assert_eq!(h["x-api-key"], "sk-an-SECRET-0123456789");
+    assert_eq!(h["anthropic-version"], "2023-06-01");
+    assert_eq!(b["max_tokens"], 4096);
+}
+
+#[test]
+fn client_errors_do_not_fail_over_and_server_errors_do() {
+    let (g, lines) = gateway(
+        vec![
+            (
+                "oa",
+                Script::Status(
+                    400,
+                    r#"{"error":{"message":"bad thing","type":"invalid_request_error"}}"#,
+                ),
+            ),
+            ("an", Script::Sse(vec![])),
+        ],
+        false,
+    );
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/messages",
+            json!({"model": "strict", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad thing")
+    );
+    assert_eq!(last_log(&lines)["attempts"].as_array().unwrap().len(), 1);
+
+    let ok = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"fine"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let (g, lines) = gateway(
+        vec![
+            ("oa", Script::Status(503, "overloaded")),
+            ("an", Script::Status(200, ok)),
+        ],
+        false,
+    );
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "strict", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "fine");
+    assert_eq!(last_log(&lines)["attempts"][0]["status"], 503);
+}
+
+#[test]
+fn timeouts_fail_over_and_report_504() {
+    let (g, lines) = gateway(vec![("oa", Script::Hang), ("an", Script::Hang)], true);
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "strict", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 504);
+    assert!(
+        body.contains("all 2 targets failed") && body.contains("did not answer within"),
+        "{body}"
+    );
+    let log = last_log(&lines);
+    assert_eq!(log["attempts"][1]["error_class"], "timeout");
+}
+
+#[test]
+fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_event() {
+    let (g, lines) = gateway(
+        vec![("oa", Script::SseThenBreak(OAI_STREAM[..1].to_vec()))],
+        false,
+    );
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/messages",
+            json!({"model": "gpt-x", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(body.starts_with("event: message_start"));
+    assert!(
+        body.contains("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\""),
+        "{body}"
+    );
+    assert_eq!(last_log(&lines)["outcome"], "upstream_incomplete");
+}
+
+#[test]
+fn a_dropped_client_stream_is_logged_as_disconnected() {
+    let (g, lines) = gateway(vec![("oa", Script::Sse(OAI_STREAM.to_vec()))], false);
+    block_on(async {
+        let resp = g.handle(post("/v1/chat/completions", json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]})), "r".into()).await;
+        let mut body = resp.into_body();
+        let _first = body.next().await;
+        drop(body);
+    });
+    assert_eq!(last_log(&lines)["outcome"], "client_disconnected");
+}
+
+#[test]
+fn upstream_keys_never_reach_clients_or_logs() {
+    let echo = r#"{"error":{"message":"Incorrect API key provided: sk-oa-SECRET-0123456789","type":"invalid_request_error"}}"#;
+    let (g, lines) = gateway(vec![("oa", Script::Status(401, echo))], false);
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(
+        status, 502,
+        "the gateway's own credential failed: not the client's 401"
+    );
+    assert!(body.contains("OA_KEY"), "names the variable to fix: {body}");
+    assert!(!body.contains("SECRET"));
+    assert!(
+        lines
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.contains("SECRET") && !l.contains("proxy-key-123"))
+    );
+}
+
+#[test]
+fn auth_and_bad_input_answer_in_the_client_format() {
+    let (g, _) = gateway(vec![], false);
+    let mut req = post("/v1/messages", json!({}));
+    req.headers_mut()
+        .insert("authorization", HeaderValue::from_static("Bearer wrong"));
+    let (status, _, body) = run(&g, req);
+    assert_eq!(status, 401);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "authentication_error"
+    );
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "model_not_found"
+    );
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "nokey/x", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    );
+    assert_eq!(status, 503);
+    assert!(body.contains("NOKEY_KEY"));
+}
+
+#[test]
+fn count_tokens_estimates_for_non_anthropic_targets() {
+    let (g, lines) = gateway(vec![], false);
+    let (status, headers, body) = run(
+        &g,
+        post(
+            "/v1/messages/count_tokens",
+            json!({"model": "gpt-x", "messages": [{"role": "user", "content": "a".repeat(400)}]}),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-gateway-token-count"], "estimate");
+    let n = serde_json::from_str::<Value>(&body).unwrap()["input_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!((100..=120).contains(&n), "{n}");
+    assert!(g.inner.http.seen.lock().unwrap().is_empty());
+    assert_eq!(last_log(&lines)["outcome"], "ok");
+}

@@ -136,7 +136,7 @@ pub enum Part {
         /// The call this answers.
         tool_use_id: String,
         /// Result content (text and images).
-        content: Vec<Part>,
+        content: Vec<Self>,
         /// The tool failed.
         #[serde(default)]
         is_error: bool,

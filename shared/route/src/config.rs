@@ -249,8 +249,9 @@ impl Config {
                 p.base_url = url;
             }
             p.base_url = p.base_url.trim_end_matches('/').to_owned();
-            if !p.base_url.is_empty()
-                && !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://"))
+            if !(p.base_url.is_empty()
+                || p.base_url.starts_with("http://")
+                || p.base_url.starts_with("https://"))
             {
                 return Err(err(
                     &format!("{path}.base_url"),

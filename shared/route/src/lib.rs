@@ -58,15 +58,14 @@ impl Config {
         if let Some(t) = self.exact_route(model) {
             return Ok(t);
         }
-        if let Some((p, rest)) = model.split_once('/') {
-            if let Some(idx) = self.provider_index(p) {
-                if !rest.is_empty() {
-                    return Ok(vec![Target {
-                        provider: idx,
-                        model: rest.to_owned(),
-                    }]);
-                }
-            }
+        if let Some((p, rest)) = model.split_once('/')
+            && let Some(idx) = self.provider_index(p)
+            && !rest.is_empty()
+        {
+            return Ok(vec![Target {
+                provider: idx,
+                model: rest.to_owned(),
+            }]);
         }
         let listed: Vec<Target> = self
             .providers

@@ -31,16 +31,28 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
                 Format::OpenAi => sse.push_str(&format!("data: {line}\n\n")),
                 Format::Anthropic => {
                     let v: Value = serde_json::from_str(line).unwrap();
-                    sse.push_str(&format!("event: {}\ndata: {line}\n\n", v["type"].as_str().unwrap()));
+                    sse.push_str(&format!(
+                        "event: {}\ndata: {line}\n\n",
+                        v["type"].as_str().unwrap()
+                    ));
                 }
             }
         }
         if format == Format::OpenAi {
             sse.push_str("data: [DONE]\n\n");
         }
-        out.push((name.trim_end_matches(".chunks.txt").to_owned(), format, sse.into_bytes()));
+        out.push((
+            name.trim_end_matches(".chunks.txt").to_owned(),
+            format,
+            sse.into_bytes(),
+        ));
     }
-    for name in ["basic_response", "tool_use_response", "refusal_response", "incomplete_partial_json_response"] {
+    for name in [
+        "basic_response",
+        "tool_use_response",
+        "refusal_response",
+        "incomplete_partial_json_response",
+    ] {
         let bytes = std::fs::read(dir.join(format!("anthropic-sdk-python/{name}.txt"))).unwrap();
         out.push((format!("anthropic-sdk-{name}"), Format::Anthropic, bytes));
     }
@@ -81,8 +93,12 @@ fn fixtures_decode_to_golden_events() {
             std::fs::create_dir_all(&golden_dir).unwrap();
             std::fs::write(&path, &got).unwrap();
         }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden {path:?}; run with UPDATE_GOLDEN=1"));
-        assert_eq!(got, want, "{name}: decoded events differ from the golden file");
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing golden {path:?}; run with UPDATE_GOLDEN=1"));
+        assert_eq!(
+            got, want,
+            "{name}: decoded events differ from the golden file"
+        );
     }
 }
 
@@ -90,7 +106,10 @@ fn text_of(events: &[StreamEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            StreamEvent::Delta { delta: Delta::Text(t), .. } => Some(t.as_str()),
+            StreamEvent::Delta {
+                delta: Delta::Text(t),
+                ..
+            } => Some(t.as_str()),
             _ => None,
         })
         .collect()
@@ -104,37 +123,90 @@ fn fixture_facts() {
         decode(*f, &[b])
     };
     let ev = get("anthropic-text");
-    assert_eq!(text_of(&ev), "Hello! I'm doing well, thank you for asking. How are you doing today? Is there anything I can help you with?");
-    assert!(matches!(&ev[0], StreamEvent::Start { id, usage, .. } if id == "msg_01QC4g3HwBThD4BaNtBckFDJ" && usage.input == 12));
-    assert!(ev.contains(&StreamEvent::Stop { reason: StopReason::EndTurn, stop_sequence: None }));
+    assert_eq!(
+        text_of(&ev),
+        "Hello! I'm doing well, thank you for asking. How are you doing today? Is there anything I can help you with?"
+    );
+    assert!(
+        matches!(&ev[0], StreamEvent::Start { id, usage, .. } if id == "msg_01QC4g3HwBThD4BaNtBckFDJ" && usage.input == 12)
+    );
+    assert!(ev.contains(&StreamEvent::Stop {
+        reason: StopReason::EndTurn,
+        stop_sequence: None
+    }));
     assert_eq!(ev.last(), Some(&StreamEvent::End));
 
     let ev = get("groq-tool-call");
-    assert!(ev.contains(&StreamEvent::BlockStart { index: 0, block: BlockKind::ToolUse { id: "tk85n1k4m".into(), name: "weather".into() } }));
-    assert!(ev.contains(&StreamEvent::Stop { reason: StopReason::ToolUse, stop_sequence: None }));
-    assert!(ev.iter().any(|e| matches!(e, StreamEvent::Usage(u) if u.input == 210 && u.output == 15)));
+    assert!(ev.contains(&StreamEvent::BlockStart {
+        index: 0,
+        block: BlockKind::ToolUse {
+            id: "tk85n1k4m".into(),
+            name: "weather".into()
+        }
+    }));
+    assert!(ev.contains(&StreamEvent::Stop {
+        reason: StopReason::ToolUse,
+        stop_sequence: None
+    }));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, StreamEvent::Usage(u) if u.input == 210 && u.output == 15))
+    );
 
     let ev = get("mistral-tool-call");
-    assert!(ev.contains(&StreamEvent::BlockStart { index: 0, block: BlockKind::ToolUse { id: "gSIMJiOkT".into(), name: "weather".into() } }), "Mistral's index-less tool call");
-    assert!(ev.contains(&StreamEvent::Delta { index: 0, delta: Delta::ToolArgs("{\"location\": \"San Francisco\"}".into()) }));
+    assert!(
+        ev.contains(&StreamEvent::BlockStart {
+            index: 0,
+            block: BlockKind::ToolUse {
+                id: "gSIMJiOkT".into(),
+                name: "weather".into()
+            }
+        }),
+        "Mistral's index-less tool call"
+    );
+    assert!(ev.contains(&StreamEvent::Delta {
+        index: 0,
+        delta: Delta::ToolArgs("{\"location\": \"San Francisco\"}".into())
+    }));
 
     let ev = get("openai-text");
-    assert!(ev.iter().any(|e| matches!(e, StreamEvent::Usage(u) if u.input == 16 && u.output == 300)));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, StreamEvent::Usage(u) if u.input == 16 && u.output == 300))
+    );
     assert!(text_of(&ev).starts_with("**Holiday Name:**"));
 
     let ev = get("anthropic-sdk-refusal_response");
-    assert!(ev.iter().any(|e| matches!(e, StreamEvent::Stop { reason: StopReason::Refusal, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        StreamEvent::Stop {
+            reason: StopReason::Refusal,
+            ..
+        }
+    )));
 
     let ev = get("anthropic-sdk-incomplete_partial_json_response");
-    assert_eq!(ev.last(), Some(&StreamEvent::End), "incomplete partial JSON is passed through, not judged");
+    assert_eq!(
+        ev.last(),
+        Some(&StreamEvent::End),
+        "incomplete partial JSON is passed through, not judged"
+    );
 }
 
 #[test]
 fn a_stream_cut_short_is_an_error() {
-    let (_, _, bytes) = fixtures().into_iter().find(|(n, ..)| n == "anthropic-text").unwrap();
+    let (_, _, bytes) = fixtures()
+        .into_iter()
+        .find(|(n, ..)| n == "anthropic-text")
+        .unwrap();
     let cut = &bytes[..bytes.len() / 2];
-    assert!(matches!(decode(Format::Anthropic, &[cut]).last(), Some(StreamEvent::Error(e)) if e.message.contains("message_stop")));
-    let ev = decode(Format::OpenAi, &[b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"]);
+    assert!(
+        matches!(decode(Format::Anthropic, &[cut]).last(), Some(StreamEvent::Error(e)) if e.message.contains("message_stop"))
+    );
+    let ev = decode(
+        Format::OpenAi,
+        &[b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"],
+    );
     assert!(matches!(ev.last(), Some(StreamEvent::Error(_))));
 }
 
@@ -172,7 +244,10 @@ fn summarize(events: &[StreamEvent]) -> Summary {
     for e in events {
         match e {
             StreamEvent::Start { usage, .. } => s.usage = s.usage.merge(*usage),
-            StreamEvent::BlockStart { index, block: BlockKind::ToolUse { id, name } } => {
+            StreamEvent::BlockStart {
+                index,
+                block: BlockKind::ToolUse { id, name },
+            } => {
                 tool_at.insert(*index, s.tools.len());
                 s.tools.push((id.clone(), name.clone(), String::new()));
             }
@@ -207,7 +282,11 @@ fn every_fixture_survives_translation_into_both_client_formats() {
         for client in [Format::OpenAi, Format::Anthropic] {
             let sse = reencode(&events, client, true);
             let back = decode(client, &[&sse]);
-            assert_eq!(back.last(), Some(&StreamEvent::End), "{name} -> {client:?}: stream must end properly");
+            assert_eq!(
+                back.last(),
+                Some(&StreamEvent::End),
+                "{name} -> {client:?}: stream must end properly"
+            );
             let mut got = summarize(&back);
             if client == Format::OpenAi {
                 assert_eq!(got.signature, "", "no signature reaches an OpenAI client");
@@ -215,12 +294,18 @@ fn every_fixture_survives_translation_into_both_client_formats() {
             }
             // Stop reasons that the client format cannot express collapse as documented.
             let collapse = |r: Option<StopReason>| match (client, r) {
-                (Format::OpenAi, Some(StopReason::StopSequence | StopReason::Pause | StopReason::Error)) => Some(StopReason::EndTurn),
+                (
+                    Format::OpenAi,
+                    Some(StopReason::StopSequence | StopReason::Pause | StopReason::Error),
+                ) => Some(StopReason::EndTurn),
                 (Format::OpenAi, Some(StopReason::Refusal)) => Some(StopReason::ContentFilter),
                 (Format::Anthropic, Some(StopReason::ContentFilter)) => Some(StopReason::Refusal),
                 (_, r) => r,
             };
-            let mut want_c = Summary { stop: collapse(want.stop), ..Summary::default() };
+            let mut want_c = Summary {
+                stop: collapse(want.stop),
+                ..Summary::default()
+            };
             want_c.text.clone_from(&want.text);
             want_c.thinking.clone_from(&want.thinking);
             want_c.signature.clone_from(&want.signature);
@@ -233,26 +318,41 @@ fn every_fixture_survives_translation_into_both_client_formats() {
 
 #[test]
 fn openai_client_gets_usage_chunk_only_when_asked() {
-    let (_, f, b) = fixtures().into_iter().find(|(n, ..)| n == "anthropic-text").unwrap();
+    let (_, f, b) = fixtures()
+        .into_iter()
+        .find(|(n, ..)| n == "anthropic-text")
+        .unwrap();
     let events = decode(f, &[&b]);
     let with = String::from_utf8(reencode(&events, Format::OpenAi, true)).unwrap();
     let without = String::from_utf8(reencode(&events, Format::OpenAi, false)).unwrap();
-    assert!(with.contains("\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":30"), "{with}");
+    assert!(
+        with.contains("\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":30"),
+        "{with}"
+    );
     assert!(!without.contains("\"usage\""));
     assert!(with.ends_with("data: [DONE]\n\n") && without.ends_with("data: [DONE]\n\n"));
 }
 
 #[test]
 fn anthropic_client_gets_message_start_first_and_cumulative_usage_last() {
-    let (_, f, b) = fixtures().into_iter().find(|(n, ..)| n == "openai-text").unwrap();
+    let (_, f, b) = fixtures()
+        .into_iter()
+        .find(|(n, ..)| n == "openai-text")
+        .unwrap();
     let sse = String::from_utf8(reencode(&decode(f, &[&b]), Format::Anthropic, true)).unwrap();
     assert!(sse.starts_with("event: message_start\n"));
-    let delta_line = sse.lines().find(|l| l.contains("\"message_delta\"")).unwrap();
+    let delta_line = sse
+        .lines()
+        .find(|l| l.contains("\"message_delta\""))
+        .unwrap();
     let v: Value = serde_json::from_str(delta_line.trim_start_matches("data: ")).unwrap();
     assert_eq!(v["usage"]["output_tokens"], 300);
     assert_eq!(v["usage"]["input_tokens"], 16);
     assert_eq!(v["delta"]["stop_reason"], "end_turn");
-    assert!(sse.trim_end().ends_with("data: {\"type\":\"message_stop\"}"));
+    assert!(
+        sse.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}")
+    );
 }
 
 #[test]
@@ -270,17 +370,33 @@ fn thinking_signature_survives_anthropic_round_trip_byte_for_byte() {
          event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
     );
     let events = decode(Format::Anthropic, &[up.as_bytes()]);
-    let again = decode(Format::Anthropic, &[&reencode(&events, Format::Anthropic, true)]);
+    let again = decode(
+        Format::Anthropic,
+        &[&reencode(&events, Format::Anthropic, true)],
+    );
     assert_eq!(summarize(&again).signature, sig);
-    assert!(again.contains(&StreamEvent::BlockStart { index: 1, block: BlockKind::RedactedThinking { data: "opaque+/=".into() } }));
+    assert!(again.contains(&StreamEvent::BlockStart {
+        index: 1,
+        block: BlockKind::RedactedThinking {
+            data: "opaque+/=".into()
+        }
+    }));
     // To an OpenAI client: reasoning_content, usage with cached tokens folded into the prompt.
     let oai = String::from_utf8(reencode(&events, Format::OpenAi, true)).unwrap();
     assert!(oai.contains("\"reasoning_content\":\"hmm\""));
-    assert!(oai.contains("\"prompt_tokens\":12") && oai.contains("\"cached_tokens\":7"), "{oai}");
+    assert!(
+        oai.contains("\"prompt_tokens\":12") && oai.contains("\"cached_tokens\":7"),
+        "{oai}"
+    );
 }
 
 fn opts<'a>(model: &'a str, provider: &'a str) -> EncodeOpts<'a> {
-    EncodeOpts { model, provider, default_max_tokens: 4096, max_tokens_field: "max_tokens" }
+    EncodeOpts {
+        model,
+        provider,
+        default_max_tokens: 4096,
+        max_tokens_field: "max_tokens",
+    }
 }
 
 fn to_json(b: Vec<u8>) -> Value {
@@ -319,23 +435,49 @@ fn openai_request_to_anthropic() {
     });
     let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
     assert!(req.include_usage && req.stream);
-    let a = to_json(encode_request(Format::Anthropic, &req, &opts("claude-x", "anthropic")).unwrap());
+    let a =
+        to_json(encode_request(Format::Anthropic, &req, &opts("claude-x", "anthropic")).unwrap());
     assert_eq!(a["model"], "claude-x");
     assert_eq!(a["system"], "Be brief.\n\nUse tools.");
     assert_eq!(a["max_tokens"], 100);
     assert_eq!(a["stop_sequences"], json!(["END"]));
-    assert_eq!(a["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
-    assert_eq!(a["tools"][0]["input_schema"]["properties"]["location"]["type"], "string");
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        a["tools"][0]["input_schema"]["properties"]["location"]["type"],
+        "string"
+    );
     assert_eq!(a["metadata"]["user_id"], "u-1");
     let msgs = a["messages"].as_array().unwrap();
-    assert_eq!(msgs.len(), 3, "user, assistant, user (tool results + text merged): {msgs:?}");
-    assert_eq!(msgs[0]["content"][1]["source"], json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}));
-    assert_eq!(msgs[0]["content"][2]["source"], json!({"type": "url", "url": "https://example.com/cat.png"}));
+    assert_eq!(
+        msgs.len(),
+        3,
+        "user, assistant, user (tool results + text merged): {msgs:?}"
+    );
+    assert_eq!(
+        msgs[0]["content"][1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(
+        msgs[0]["content"][2]["source"],
+        json!({"type": "url", "url": "https://example.com/cat.png"})
+    );
     assert_eq!(msgs[1]["content"][1]["input"], json!({"location": "Rome"}));
-    assert_eq!(msgs[2]["content"][0], json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "sunny"}]}));
+    assert_eq!(
+        msgs[2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "sunny"}]})
+    );
     assert_eq!(msgs[2]["content"][1]["tool_use_id"], "call_2");
-    assert_eq!(msgs[2]["content"][2], json!({"type": "text", "text": "thanks"}));
-    assert!(a.get("stream_options").is_none(), "OpenAI-only fields do not leak to Anthropic");
+    assert_eq!(
+        msgs[2]["content"][2],
+        json!({"type": "text", "text": "thanks"})
+    );
+    assert!(
+        a.get("stream_options").is_none(),
+        "OpenAI-only fields do not leak to Anthropic"
+    );
 }
 
 #[test]
@@ -363,13 +505,35 @@ fn anthropic_request_to_openai() {
         "top_k": 5
     });
     let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
-    let o = to_json(encode_request(Format::OpenAi, &req, &EncodeOpts { max_tokens_field: "max_completion_tokens", ..opts("gpt-4o", "openai") }).unwrap());
-    assert_eq!(o["messages"][0], json!({"role": "system", "content": "sys"}));
+    let o = to_json(
+        encode_request(
+            Format::OpenAi,
+            &req,
+            &EncodeOpts {
+                max_tokens_field: "max_completion_tokens",
+                ..opts("gpt-4o", "openai")
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        o["messages"][0],
+        json!({"role": "system", "content": "sys"})
+    );
     assert_eq!(o["messages"][2]["content"], "calling");
-    assert_eq!(o["messages"][2]["tool_calls"][0]["function"], json!({"name": "weather", "arguments": "{\"location\":\"Paris\"}"}));
-    assert_eq!(o["messages"][3], json!({"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}));
+    assert_eq!(
+        o["messages"][2]["tool_calls"][0]["function"],
+        json!({"name": "weather", "arguments": "{\"location\":\"Paris\"}"})
+    );
+    assert_eq!(
+        o["messages"][3],
+        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"})
+    );
     assert_eq!(o["messages"][4], json!({"role": "user", "content": "and?"}));
-    assert_eq!(o["tool_choice"], json!({"type": "function", "function": {"name": "weather"}}));
+    assert_eq!(
+        o["tool_choice"],
+        json!({"type": "function", "function": {"name": "weather"}})
+    );
     assert_eq!(o["max_completion_tokens"], 50);
     assert_eq!(o["reasoning_effort"], "low");
     assert_eq!(o["stop"], json!(["X"]));
@@ -381,7 +545,10 @@ fn effort_becomes_a_thinking_budget_below_max_tokens() {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "medium", "max_tokens": 1000});
     let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
     let a = to_json(encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap());
-    assert_eq!(a["thinking"], json!({"type": "enabled", "budget_tokens": 8192}));
+    assert_eq!(
+        a["thinking"],
+        json!({"type": "enabled", "budget_tokens": 8192})
+    );
     assert!(a["max_tokens"].as_u64().unwrap() > 8192);
 }
 
@@ -391,7 +558,10 @@ fn response_format_json_schema_goes_through_a_forced_tool_and_comes_back_as_text
         "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "number"}}}}}});
     let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
     let a = to_json(encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap());
-    assert_eq!(a["tool_choice"], json!({"type": "tool", "name": anthropic::JSON_TOOL}));
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "tool", "name": anthropic::JSON_TOOL})
+    );
     let up = json!({"id": "m1", "type": "message", "role": "assistant", "model": "c", "stop_reason": "tool_use",
         "content": [{"type": "tool_use", "id": "t", "name": anthropic::JSON_TOOL, "input": {"a": 1}}],
         "usage": {"input_tokens": 3, "output_tokens": 4}});
@@ -403,20 +573,41 @@ fn response_format_json_schema_goes_through_a_forced_tool_and_comes_back_as_text
 
 #[test]
 fn unsupported_parameters_are_named() {
-    for (extra, param) in [(json!({"n": 2}), "n"), (json!({"logprobs": true}), "logprobs"), (json!({"presence_penalty": 0.5}), "presence_penalty")] {
+    for (extra, param) in [
+        (json!({"n": 2}), "n"),
+        (json!({"logprobs": true}), "logprobs"),
+        (json!({"presence_penalty": 0.5}), "presence_penalty"),
+    ] {
         let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
         let e = encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap_err();
-        assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{}", e.message);
+        assert_eq!(
+            (e.status, e.param.as_deref()),
+            (400, Some(param)),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("anthropic"));
     }
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [" "]});
     let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
-    assert!(encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap_err().message.contains("whitespace"));
+    assert!(
+        encode_request(Format::Anthropic, &req, &opts("c", "anthropic"))
+            .unwrap_err()
+            .message
+            .contains("whitespace")
+    );
     let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop_sequences": ["a", "b", "c", "d", "e"]});
     let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
-    assert!(encode_request(Format::OpenAi, &req, &opts("c", "openai")).unwrap_err().message.contains("4 stop"));
+    assert!(
+        encode_request(Format::OpenAi, &req, &opts("c", "openai"))
+            .unwrap_err()
+            .message
+            .contains("4 stop")
+    );
 }
 
 #[test]
@@ -426,32 +617,92 @@ fn bad_requests_get_precise_messages() {
         (Format::OpenAi, "[]", "must be a JSON object"),
         (Format::OpenAi, r#"{"messages":[]}"#, "`model`: required"),
         (Format::OpenAi, r#"{"model":"m"}"#, "`messages`: required"),
-        (Format::OpenAi, r#"{"model":"m","messages":"hi"}"#, "`messages`: expected an array, got a string"),
-        (Format::OpenAi, r#"{"model":"m","messages":[{"role":"user","content":5}]}"#, "`messages[0].content`: expected a string or an array"),
-        (Format::OpenAi, r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#, "unknown role \"robot\""),
-        (Format::OpenAi, r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#, "`messages[0].tool_call_id`: required"),
-        (Format::OpenAi, r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"9"}"#, "`max_tokens`: expected an integer"),
-        (Format::OpenAi, r#"{"model":5,"messages":[]}"#, "`model`: expected a string, got a number"),
-        (Format::Anthropic, r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64"}}]}]}"#, "`messages[0].content[0].source.media_type`: required"),
-        (Format::Anthropic, r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#, "unknown role \"system\""),
-        (Format::Anthropic, r#"{"model":"m","messages":[],"temperature":"hot"}"#, "`temperature`: expected a number"),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":"hi"}"#,
+            "`messages`: expected an array, got a string",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            "`messages[0].content`: expected a string or an array",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+            "unknown role \"robot\"",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+            "`messages[0].tool_call_id`: required",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"9"}"#,
+            "`max_tokens`: expected an integer",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":5,"messages":[]}"#,
+            "`model`: expected a string, got a number",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64"}}]}]}"#,
+            "`messages[0].content[0].source.media_type`: required",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
+            "unknown role \"system\"",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[],"temperature":"hot"}"#,
+            "`temperature`: expected a number",
+        ),
     ];
     for (f, body, want) in cases {
         let e = decode_request(*f, body.as_bytes()).unwrap_err();
         assert_eq!(e.status, 400);
-        assert!(e.message.contains(want), "{body}: {} (wanted {want})", e.message);
+        assert!(
+            e.message.contains(want),
+            "{body}: {} (wanted {want})",
+            e.message
+        );
     }
 }
 
 #[test]
 fn usage_mapping_follows_the_conversion_table() {
     // Anthropic -> OpenAI: prompt = input + cache_read + cache_write; cached = cache_read.
-    let u = anthropic::parse_usage(&json!({"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 7}));
+    let u = anthropic::parse_usage(
+        &json!({"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 7}),
+    );
     let o = openai::usage_json(&u);
-    assert_eq!((o["prompt_tokens"].as_u64(), o["prompt_tokens_details"]["cached_tokens"].as_u64(), o["total_tokens"].as_u64()), (Some(18), Some(5), Some(25)));
+    assert_eq!(
+        (
+            o["prompt_tokens"].as_u64(),
+            o["prompt_tokens_details"]["cached_tokens"].as_u64(),
+            o["total_tokens"].as_u64()
+        ),
+        (Some(18), Some(5), Some(25))
+    );
     // OpenAI -> Anthropic: input = prompt - cached; cache_read = cached; reasoning kept.
-    let u = openai::parse_usage(&json!({"prompt_tokens": 20, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 4}}));
-    assert_eq!(u, Usage { input: 15, output: 9, cache_read: 5, cache_write: 0, reasoning: 4 });
+    let u = openai::parse_usage(
+        &json!({"prompt_tokens": 20, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 4}}),
+    );
+    assert_eq!(
+        u,
+        Usage {
+            input: 15,
+            output: 9,
+            cache_read: 5,
+            cache_write: 0,
+            reasoning: 4
+        }
+    );
 }
 
 #[test]
@@ -463,14 +714,23 @@ fn responses_translate_both_ways() {
     let r = decode_response(Format::OpenAi, oai.to_string().as_bytes()).unwrap();
     let a = to_json(encode_response(Format::Anthropic, &r));
     assert_eq!(a["stop_reason"], "tool_use");
-    assert_eq!(a["content"][0], json!({"type": "thinking", "thinking": "why", "signature": ""}));
+    assert_eq!(
+        a["content"][0],
+        json!({"type": "thinking", "thinking": "why", "signature": ""})
+    );
     assert_eq!(a["content"][1], json!({"type": "text", "text": "ok"}));
-    assert_eq!(a["content"][2], json!({"type": "tool_use", "id": "call_9", "name": "f", "input": {"a": 1}}));
+    assert_eq!(
+        a["content"][2],
+        json!({"type": "tool_use", "id": "call_9", "name": "f", "input": {"a": 1}})
+    );
     assert_eq!(a["usage"]["input_tokens"], 6);
     assert_eq!(a["usage"]["cache_read_input_tokens"], 4);
     let back = decode_response(Format::Anthropic, &encode_response(Format::Anthropic, &r)).unwrap();
     let o = to_json(encode_response(Format::OpenAi, &back));
-    assert_eq!(o["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+    assert_eq!(
+        o["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"a\":1}"
+    );
     assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(o["usage"]["prompt_tokens"], 10);
 }
@@ -478,18 +738,41 @@ fn responses_translate_both_ways() {
 #[test]
 fn errors_in_each_format() {
     let e = ApiError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
-    assert_eq!(to_json(encode_error(Format::OpenAi, &e)), json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}}));
-    assert_eq!(to_json(encode_error(Format::Anthropic, &e)), json!({"type": "error", "error": {"type": "not_found_error", "message": "no such model"}}));
-    let d = decode_error(Format::Anthropic, 529, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
-    assert_eq!((d.kind, d.status, d.message.as_str()), (ErrorKind::Overloaded, 529, "Overloaded"));
-    let d = decode_error(Format::OpenAi, 429, br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#);
-    assert_eq!((d.kind, d.code.as_deref()), (ErrorKind::RateLimit, Some("rate_limit_exceeded")));
+    assert_eq!(
+        to_json(encode_error(Format::OpenAi, &e)),
+        json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}})
+    );
+    assert_eq!(
+        to_json(encode_error(Format::Anthropic, &e)),
+        json!({"type": "error", "error": {"type": "not_found_error", "message": "no such model"}})
+    );
+    let d = decode_error(
+        Format::Anthropic,
+        529,
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    );
+    assert_eq!(
+        (d.kind, d.status, d.message.as_str()),
+        (ErrorKind::Overloaded, 529, "Overloaded")
+    );
+    let d = decode_error(
+        Format::OpenAi,
+        429,
+        br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+    );
+    assert_eq!(
+        (d.kind, d.code.as_deref()),
+        (ErrorKind::RateLimit, Some("rate_limit_exceeded"))
+    );
     let d = decode_error(Format::OpenAi, 502, b"<html>bad gateway</html>");
     assert_eq!(d.message, "<html>bad gateway</html>");
 }
 
 #[test]
 fn openai_stream_error_chunk_becomes_an_error_event() {
-    let ev = decode(Format::OpenAi, &[b"data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n"]);
+    let ev = decode(
+        Format::OpenAi,
+        &[b"data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n"],
+    );
     assert!(matches!(&ev[0], StreamEvent::Error(e) if e.message == "boom"));
 }

@@ -122,13 +122,13 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             req.parallel_tool_calls = Some(false);
         }
     }
-    if let Some(th) = opt_obj(&m, "thinking", "")? {
-        if req_str(th, "type", "thinking")? == "enabled" {
-            req.reasoning = Some(Reasoning {
-                effort: None,
-                budget_tokens: opt_u64(th, "budget_tokens", "thinking")?,
-            });
-        }
+    if let Some(th) = opt_obj(&m, "thinking", "")?
+        && req_str(th, "type", "thinking")? == "enabled"
+    {
+        req.reasoning = Some(Reasoning {
+            effort: None,
+            budget_tokens: opt_u64(th, "budget_tokens", "thinking")?,
+        });
     }
     if let Some(md) = opt_obj(&m, "metadata", "")? {
         req.user = opt_str(md, "user_id", "metadata")?;
@@ -272,14 +272,14 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
             return Err(unsupported(o, &format!("`{name}`")).with_param(name));
         }
     }
-    if let Some(t) = s.temperature {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(ApiError::invalid(format!(
-                "`temperature`: provider `{}` accepts 0 to 1, got {t}",
-                o.provider
-            ))
-            .with_param("temperature"));
-        }
+    if let Some(t) = s.temperature
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(ApiError::invalid(format!(
+            "`temperature`: provider `{}` accepts 0 to 1, got {t}",
+            o.provider
+        ))
+        .with_param("temperature"));
     }
     if s.stop.iter().any(|x| x.trim().is_empty()) {
         return Err(ApiError::invalid(format!(

@@ -170,13 +170,13 @@ fn decode_message(v: &Value, path: &str, req: &mut ChatRequest) -> Result<(), Ap
         }
         "assistant" => {
             let mut content = Vec::new();
-            if let Some(r) = opt_str(m, "reasoning_content", path)? {
-                if !r.is_empty() {
-                    content.push(Part::Thinking {
-                        text: r,
-                        signature: None,
-                    });
-                }
+            if let Some(r) = opt_str(m, "reasoning_content", path)?
+                && !r.is_empty()
+            {
+                content.push(Part::Thinking {
+                    text: r,
+                    signature: None,
+                });
             }
             match m.get("content") {
                 None | Some(Value::Null) => {}

@@ -65,21 +65,20 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ApiError> {
         .get("reasoning_content")
         .or_else(|| msg.get("reasoning"))
         .and_then(Value::as_str)
+        && !r.is_empty()
     {
-        if !r.is_empty() {
-            content.push(Part::Thinking {
-                text: r.to_owned(),
-                signature: None,
-            });
-        }
+        content.push(Part::Thinking {
+            text: r.to_owned(),
+            signature: None,
+        });
     }
-    if let Some(t) = msg.get("content").and_then(Value::as_str) {
-        if !t.is_empty() {
-            content.push(Part::Text {
-                text: t.to_owned(),
-                cache: None,
-            });
-        }
+    if let Some(t) = msg.get("content").and_then(Value::as_str)
+        && !t.is_empty()
+    {
+        content.push(Part::Text {
+            text: t.to_owned(),
+            cache: None,
+        });
     }
     let refusal = msg.get("refusal").and_then(Value::as_str);
     if let Some(r) = refusal {

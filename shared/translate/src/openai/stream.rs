@@ -36,10 +36,10 @@ impl Decoder {
     }
 
     fn ensure(&mut self, kind: Open, block: BlockKind, out: &mut Vec<StreamEvent>) -> u32 {
-        if let Some((k, idx)) = self.open {
-            if k == kind {
-                return idx;
-            }
+        if let Some((k, idx)) = self.open
+            && k == kind
+        {
+            return idx;
         }
         self.close(out);
         let idx = self.next_index;
