@@ -1,0 +1,419 @@
+//! `gw-bench`: runs a fast mock upstream, the real `gateway` binary in front of it, and a load
+//! generator, and reports in one run: added latency (p50/p99 vs the upstream directly) at a fixed
+//! rate, maximum throughput, memory (idle, under load, with many open streams) and the per-chunk
+//! cost of stream translation. A benchmark, not a test: it asserts nothing.
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark aborts on setup failure"
+)]
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "bench-proxy-key";
+const CHUNKS: usize = 20;
+
+fn openai_json() -> Bytes {
+    Bytes::from_static(br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a benchmark answer.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#)
+}
+
+fn anthropic_json() -> Bytes {
+    Bytes::from_static(br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hello there, this is a benchmark answer."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":9}}"#)
+}
+
+fn openai_sse() -> Vec<Bytes> {
+    let mut v = Vec::new();
+    for i in 0..CHUNKS {
+        v.push(Bytes::from(format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"logprobs\":null,\"finish_reason\":null}}],\"usage\":null}}\n\n")));
+    }
+    v.push(Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"));
+    v.push(Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":20,\"total_tokens\":32}}\n\ndata: [DONE]\n\n"));
+    v
+}
+
+fn anthropic_sse() -> Vec<Bytes> {
+    let mut v = vec![Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")];
+    for i in 0..CHUNKS {
+        v.push(Bytes::from(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n")));
+    }
+    v.push(Bytes::from_static(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    v
+}
+
+/// The mock upstream: OpenAI at /openai/v1, Anthropic at /anthropic; `"model":"slow"` streams one
+/// chunk every 100 ms (for the many-open-streams memory figure).
+async fn mock(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((s, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let anthropic = req.uri().path().starts_with("/anthropic");
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let stream = body.windows(13).any(|w| w == b"\"stream\":true");
+                let slow = body.windows(14).any(|w| w == b"\"model\":\"slow\"");
+                type B = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+                let resp: http::Response<B> = if stream {
+                    let chunks = if anthropic {
+                        anthropic_sse()
+                    } else {
+                        openai_sse()
+                    };
+                    let s = futures_util::stream::iter(chunks).then(move |b| async move {
+                        if slow {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Ok::<_, Infallible>(Frame::data(b))
+                    });
+                    http::Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(BodyExt::boxed(StreamBody::new(s)))
+                        .unwrap()
+                } else {
+                    let b = if anthropic {
+                        anthropic_json()
+                    } else {
+                        openai_json()
+                    };
+                    http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(BodyExt::boxed(Full::new(b)))
+                        .unwrap()
+                };
+                Ok::<_, Infallible>(resp)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .await;
+        });
+    }
+}
+
+type HClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Scenario {
+    name: &'static str,
+    path: &'static str,
+    model: &'static str,
+    stream: bool,
+    /// Upstream path for the direct call.
+    direct: &'static str,
+}
+
+fn body(s: &Scenario, model: &str) -> Bytes {
+    let b = if s.path == "/v1/messages" {
+        format!(
+            r#"{{"model":"{model}","max_tokens":64,"stream":{},"messages":[{{"role":"user","content":"Say hello"}}]}}"#,
+            s.stream
+        )
+    } else {
+        format!(
+            r#"{{"model":"{model}","stream":{},"messages":[{{"role":"user","content":"Say hello"}}]}}"#,
+            s.stream
+        )
+    };
+    Bytes::from(b)
+}
+
+/// One request to completion (last body byte); returns its latency.
+async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-api-key", "upstream-key")
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(body))
+        .unwrap();
+    let t = Instant::now();
+    let resp = client.request(req).await.expect("request failed");
+    assert!(resp.status().is_success(), "status {}", resp.status());
+    let _ = resp.into_body().collect().await.expect("body failed");
+    t.elapsed()
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i].as_secs_f64() * 1e3
+}
+
+/// Open loop at `rate` req/s for `secs`: latencies of every request.
+async fn fixed_rate(
+    client: &HClient,
+    url: &str,
+    body: Bytes,
+    rate: u64,
+    secs: u64,
+) -> Vec<Duration> {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    for _ in 0..rate * secs {
+        tick.tick().await;
+        let (c, u, b) = (client.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move { one(&c, &u, b).await }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Closed loop with `conc` workers for `secs`: requests per second.
+async fn max_throughput(client: &HClient, url: &str, body: Bytes, conc: usize, secs: u64) -> f64 {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (c, u, b) = (client.clone(), url.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < end {
+                one(&c, &u, b.clone()).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / secs as f64
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Per-chunk cost of translating a real recorded OpenAI stream into Anthropic SSE (parse + decode + encode).
+fn per_chunk_us() -> (f64, usize) {
+    let text = include_str!("../../../shared/translate/tests/fixtures/openai-text.chunks.txt");
+    let mut sse = String::new();
+    let mut n = 0;
+    for l in text.lines().filter(|l| !l.is_empty()) {
+        sse.push_str("data: ");
+        sse.push_str(l);
+        sse.push_str("\n\n");
+        n += 1;
+    }
+    sse.push_str("data: [DONE]\n\n");
+    let bytes = sse.into_bytes();
+    let rounds = 300;
+    let t = Instant::now();
+    let mut out_len = 0;
+    for _ in 0..rounds {
+        let mut p = gw_codec::SseParser::new();
+        let mut d = gw_translate::Decoder::new(gw_translate::Format::OpenAi);
+        let mut e = gw_translate::Encoder::new(gw_translate::Format::Anthropic, false);
+        let (mut frames, mut events, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        p.feed(&bytes, &mut frames);
+        for f in &frames {
+            events.clear();
+            d.feed(f, &mut events).unwrap();
+            for ev in &events {
+                e.encode(ev, &mut out);
+            }
+        }
+        out_len += out.len();
+    }
+    assert!(out_len > 0);
+    (
+        t.elapsed().as_secs_f64() * 1e6 / (rounds * (n + 1)) as f64,
+        n + 1,
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let gateway = args
+        .iter()
+        .position(|a| a == "--gateway")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| {
+            format!(
+                "{}/release/gateway",
+                std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())
+            )
+        });
+    let rate: u64 = args
+        .iter()
+        .position(|a| a == "--rate")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let secs: u64 = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+
+    let (us, chunks) = per_chunk_us();
+    println!(
+        "per-chunk translation (OpenAI -> Anthropic, real {chunks}-chunk stream): {us:.2} us/chunk"
+    );
+
+    let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mock_addr: SocketAddr = ml.local_addr().unwrap();
+    tokio::spawn(mock(ml));
+    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(&gateway)
+        .args(["--listen", &format!("127.0.0.1:{gw_port}")])
+        .env("GATEWAY_PROXY_KEY", KEY)
+        .env("OPENAI_API_KEY", "upstream-key")
+        .env("ANTHROPIC_API_KEY", "upstream-key")
+        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/openai/v1"))
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{mock_addr}/anthropic"),
+        )
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {gateway}: {e} (build it: cargo build --release -p gw-local)")
+        });
+    let pid = child.id().unwrap();
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(512)
+        .build(connector);
+    let gw = format!("http://127.0.0.1:{gw_port}");
+    for _ in 0..100 {
+        if client
+            .get(format!("{gw}/health").parse().unwrap())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!("gateway RSS idle: {:.1} MB", rss_mb(pid));
+
+    let scenarios = [
+        Scenario {
+            name: "OpenAI->OpenAI (fast path)",
+            path: "/v1/chat/completions",
+            model: "gpt-4o-mini",
+            stream: false,
+            direct: "/openai/v1/chat/completions",
+        },
+        Scenario {
+            name: "OpenAI->OpenAI (fast path), streamed",
+            path: "/v1/chat/completions",
+            model: "gpt-4o-mini",
+            stream: true,
+            direct: "/openai/v1/chat/completions",
+        },
+        Scenario {
+            name: "OpenAI->Anthropic (translated)",
+            path: "/v1/chat/completions",
+            model: "claude-haiku-4-5",
+            stream: false,
+            direct: "/anthropic/v1/messages",
+        },
+        Scenario {
+            name: "OpenAI->Anthropic (translated), streamed",
+            path: "/v1/chat/completions",
+            model: "claude-haiku-4-5",
+            stream: true,
+            direct: "/anthropic/v1/messages",
+        },
+    ];
+    println!(
+        "\n{rate} req/s for {secs} s each; latency to the last byte; 'added' = via gateway - direct"
+    );
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "scenario", "dir p50", "dir p99", "gw p50", "gw p99", "add p50", "add p99", "max req/s"
+    );
+    for s in &scenarios {
+        let direct_body = if s.direct.starts_with("/anthropic") {
+            body(
+                &Scenario {
+                    path: "/v1/messages",
+                    ..*s
+                },
+                s.model,
+            )
+        } else {
+            body(s, s.model)
+        };
+        let durl = format!("http://{mock_addr}{}", s.direct);
+        let gurl = format!("{gw}{}", s.path);
+        // Warm both paths' connection pools.
+        let _ = fixed_rate(&client, &durl, direct_body.clone(), 200, 1).await;
+        let _ = fixed_rate(&client, &gurl, body(s, s.model), 200, 1).await;
+        let mut d = fixed_rate(&client, &durl, direct_body, rate, secs).await;
+        let mut g = fixed_rate(&client, &gurl, body(s, s.model), rate, secs).await;
+        let (d50, d99, g50, g99) = (
+            pct(&mut d, 0.5),
+            pct(&mut d, 0.99),
+            pct(&mut g, 0.5),
+            pct(&mut g, 0.99),
+        );
+        let max = max_throughput(&client, &gurl, body(s, s.model), 32, secs).await;
+        println!(
+            "{:<42} {d50:>8.3}ms {d99:>8.3}ms {g50:>8.3}ms {g99:>8.3}ms {:>8.3}ms {:>8.3}ms {max:>10.0}",
+            s.name,
+            g50 - d50,
+            g99 - d99
+        );
+    }
+    println!("gateway RSS after load: {:.1} MB", rss_mb(pid));
+
+    // Many concurrent slow streams held open at once.
+    let n = 1000;
+    let s = &scenarios[3];
+    let b = body(s, "anthropic/slow");
+    let url = format!("{gw}{}", s.path);
+    let mut tasks = Vec::new();
+    let before = rss_mb(pid);
+    for _ in 0..n {
+        let (c, u, b) = (client.clone(), url.clone(), b.clone());
+        tasks.push(tokio::spawn(async move { one(&c, &u, b).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let during = rss_mb(pid);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "{n} concurrent translated streams: RSS {before:.1} MB -> {during:.1} MB ({:.1} KB per stream)",
+        (during - before) * 1024.0 / n as f64
+    );
+    let _ = child.kill().await;
+}
