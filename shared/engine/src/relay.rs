@@ -4,8 +4,8 @@
 use crate::Inner;
 use crate::log::LogGuard;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::{Either, select};
+use futures_util::{FutureExt, StreamExt};
 use gw_codec::{SseFrame, SseParser};
 use gw_model::{ApiError, ErrorKind, Format, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
@@ -13,6 +13,9 @@ use gw_translate::{Decoder, Encoder};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// Most bytes gathered from already-buffered upstream chunks into one client write.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 #[expect(
     clippy::large_enum_variant,
@@ -90,34 +93,33 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
             }
             let chunk = match r.first.take() {
                 Some(f) => Some(Ok(f)),
-                None => {
-                    let idle = r.inner.cfg.timeouts.stream_idle_ms;
-                    let next = {
-                        let timer = Box::pin(r.inner.clock.sleep(idle));
-                        match select(r.rest.next(), timer).await {
-                            Either::Left((x, _)) => Ok(x),
-                            Either::Right(_) => Err(()),
-                        }
-                    };
-                    match next {
-                        Ok(x) => x,
-                        Err(()) => {
-                            let out = r.fail(ApiError::new(
-                                ErrorKind::Timeout,
-                                format!("upstream stream was silent for {idle} ms"),
-                            ));
-                            return Some((out, r));
+                // Arm the idle timer only when the upstream has nothing buffered.
+                None => match r.rest.next().now_or_never() {
+                    Some(x) => x,
+                    None => {
+                        let idle = r.inner.cfg.timeouts.stream_idle_ms;
+                        let next = {
+                            let timer = Box::pin(r.inner.clock.sleep(idle));
+                            match select(r.rest.next(), timer).await {
+                                Either::Left((x, _)) => Ok(x),
+                                Either::Right(_) => Err(()),
+                            }
+                        };
+                        match next {
+                            Ok(x) => x,
+                            Err(()) => {
+                                let out = r.fail(ApiError::new(
+                                    ErrorKind::Timeout,
+                                    format!("upstream stream was silent for {idle} ms"),
+                                ));
+                                return Some((out, r));
+                            }
                         }
                     }
-                }
+                },
             };
-            match chunk {
-                Some(Ok(bytes)) => {
-                    let out = r.process(&bytes, false);
-                    if !out.is_empty() {
-                        return Some((Bytes::from(out), r));
-                    }
-                }
+            let mut out = match chunk {
+                Some(Ok(bytes)) => r.process(&bytes, false),
                 Some(Err(e)) => {
                     let out = r.fail(ApiError::new(
                         ErrorKind::Api,
@@ -126,14 +128,28 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
                     return Some((out, r));
                 }
                 None => {
-                    let out = r.process(&[], true);
                     r.finished = true;
-                    return if out.is_empty() {
-                        None
-                    } else {
-                        Some((Bytes::from(out), r))
-                    };
+                    r.process(&[], true)
                 }
+            };
+            // Coalesce what the upstream already delivered into one write (bounded), so a burst
+            // of small chunks costs one syscall instead of one each; nothing waits for more data.
+            while !r.finished && out.len() < COALESCE_LIMIT {
+                match r.rest.next().now_or_never() {
+                    None => break,
+                    Some(Some(Ok(bytes))) => out.extend_from_slice(&r.process(&bytes, false)),
+                    Some(Some(Err(e))) => out.extend_from_slice(&r.fail(ApiError::new(
+                        ErrorKind::Api,
+                        format!("upstream stream broke: {}", e.message),
+                    ))),
+                    Some(None) => {
+                        r.finished = true;
+                        out.extend_from_slice(&r.process(&[], true));
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Some((Bytes::from(out), r));
             }
         }
     });

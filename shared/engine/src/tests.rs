@@ -13,6 +13,8 @@ enum Script {
     Sse(Vec<&'static str>),
     /// Sends these chunks, then the connection breaks.
     SseThenBreak(Vec<&'static str>),
+    /// Sends these chunks, then stays open without sending more.
+    SseThenHang(Vec<&'static str>),
     Refused,
     Hang,
 }
@@ -63,6 +65,10 @@ impl HttpClient for FakeHttp {
                 Script::Status(s, b) => resp(s, chunks(vec![b], false)),
                 Script::Sse(v) => resp(200, chunks(v, false)),
                 Script::SseThenBreak(v) => resp(200, chunks(v, true)),
+                Script::SseThenHang(v) => resp(
+                    200,
+                    Box::pin(chunks(v, false).chain(futures_util::stream::pending())),
+                ),
                 Script::Refused => Err(TransportError::new(
                     TransportErrorKind::Connect,
                     "connection refused",
@@ -348,7 +354,10 @@ fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_event() {
 
 #[test]
 fn a_dropped_client_stream_is_logged_as_disconnected() {
-    let (g, lines) = gateway(vec![("oa", Script::Sse(OAI_STREAM.to_vec()))], false);
+    let (g, lines) = gateway(
+        vec![("oa", Script::SseThenHang(OAI_STREAM[..2].to_vec()))],
+        false,
+    );
     block_on(async {
         let resp = g.handle(post("/v1/chat/completions", json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]})), "r".into()).await;
         let mut body = resp.into_body();
