@@ -201,6 +201,10 @@ impl<H: HttpClient, C: Clock, L: LogSink> Relay<H, C, L> {
                     if fast_frame(self.upstream, f, *wants_usage, completed, &mut self.log) {
                         out.extend_from_slice(&f.raw);
                     }
+                    // The end marker settles the outcome: clients may hang up before the upstream's EOF.
+                    if *completed && self.log.outcome_is("client_disconnected") {
+                        self.log.outcome("ok");
+                    }
                 }
                 if end && !*completed {
                     out.extend_from_slice(&self.fail(ApiError::new(
@@ -254,6 +258,8 @@ fn note_event<H: HttpClient, C: Clock, L: LogSink>(ev: &StreamEvent, log: &mut L
         StreamEvent::Start { usage, .. } => log.usage(*usage),
         StreamEvent::Usage(u) => log.usage(*u),
         StreamEvent::Error(_) => log.outcome("error"),
+        // The end marker settles the outcome: clients may hang up before the upstream's EOF.
+        StreamEvent::End if log.outcome_is("client_disconnected") => log.outcome("ok"),
         _ => {}
     }
 }

@@ -448,3 +448,38 @@ fn count_tokens_estimates_for_non_anthropic_targets() {
     assert!(g.inner.http.seen.lock().unwrap().is_empty());
     assert_eq!(last_log(&lines)["outcome"], "ok");
 }
+
+#[test]
+fn a_client_leaving_after_the_end_marker_is_a_complete_request() {
+    for (model, script) in [
+        ("gpt-x", OAI_STREAM.to_vec()),
+        (
+            "to-claude",
+            vec![
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1}}}\n\n",
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ],
+        ),
+    ] {
+        let (g, lines) = gateway(
+            vec![
+                ("oa", Script::SseThenHang(script.clone())),
+                ("an", Script::SseThenHang(script)),
+            ],
+            false,
+        );
+        block_on(async {
+            let req = post(
+                "/v1/chat/completions",
+                json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+            );
+            let mut body = g.handle(req, "r".into()).await.into_body();
+            let mut seen = Vec::new();
+            while !String::from_utf8_lossy(&seen).contains("[DONE]") {
+                seen.extend_from_slice(&body.next().await.unwrap());
+            }
+            drop(body); // the upstream never sent EOF
+        });
+        assert_eq!(last_log(&lines)["outcome"], "ok", "{model}");
+    }
+}

@@ -1,0 +1,819 @@
+"""Helpers for the gateway end-to-end tests: the gateway process, the recording HTTP transport,
+raw HTTP, SSE parsing and protocol checks, and SDK result accumulation.
+
+Everything the SDKs or raw requests receive from the gateway goes through a `Recorder`, so the last
+test of the session can scan it (and the gateway's logs) for secrets.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import anthropic
+import httpx2
+import openai
+
+from mock_upstream import ANTHROPIC_USAGE as _AU, OPENAI_USAGE as _OU, REASONING_TOKENS
+
+HERE = Path(__file__).resolve().parent
+CONFIG_PATH = HERE / "gateway.test.yaml"
+
+# ------------------------------------------------------------------------------------------------
+# secrets: fresh per session, so a match in the scan can only come from this session
+
+_RUN = uuid.uuid4().hex[:16]
+PROXY_KEY = f"gw-proxy-SECRET-{_RUN}a1"
+SECOND_PROXY_KEY = f"gw-second-proxy-SECRET-{_RUN}b2"
+UPSTREAM_KEYS = {
+    "openai": f"sk-upstream-openai-SECRET-{_RUN}c3",
+    "anthropic": f"sk-ant-upstream-anthropic-SECRET-{_RUN}d4",
+    "groq": f"gsk-upstream-groq-SECRET-{_RUN}e5",
+    "broken": f"sk-upstream-broken-SECRET-{_RUN}f6",
+}
+SECRET_RUN = _RUN  # every secret contains it: a leak of any 16+ character tail of a secret contains it too
+ALL_SECRETS = {"GATEWAY_PROXY_KEY": PROXY_KEY, "E2E_SECOND_PROXY_KEY": SECOND_PROXY_KEY,
+               **{f"{p.upper()}_API_KEY": k for p, k in UPSTREAM_KEYS.items()}}
+
+# a real 1x1 PNG
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
+IMAGE_URL = "https://example.com/cat.png"
+
+SDK_TIMEOUT = httpx2.Timeout(30.0, connect=5.0)
+
+
+def nonce() -> str:
+    return "e2e" + uuid.uuid4().hex[:10]
+
+
+def tamper(signature: str) -> str:
+    """The same signature with one base64 character changed (keeps the length and the padding)."""
+    i = len(signature.rstrip("=")) - 1
+    return signature[:i] + ("B" if signature[i] != "B" else "C") + signature[i + 1:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# recording everything the gateway sends back
+
+
+@dataclass
+class Seen:
+    source: str
+    method: str
+    url: str
+    request_id: str | None
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytearray = field(default_factory=bytearray)
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: list[Seen] = []
+
+    def add(self, e: Seen) -> Seen:
+        with self.lock:
+            self.entries.append(e)
+        return e
+
+    def find(self, request_id: str) -> list[Seen]:
+        with self.lock:
+            return [e for e in self.entries if e.request_id == request_id]
+
+    def last(self, request_id: str) -> Seen:
+        found = self.find(request_id)
+        assert found, f"no recorded response for request id {request_id}"
+        return found[-1]
+
+
+class _TeeStream(httpx2.SyncByteStream):
+    def __init__(self, inner: Any, entry: Seen):
+        self.inner = inner
+        self.entry = entry
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            self.entry.body += chunk
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class RecordingTransport(httpx2.BaseTransport):
+    def __init__(self, recorder: Recorder, source: str):
+        self.inner = httpx2.HTTPTransport()
+        self.recorder = recorder
+        self.source = source
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        resp = self.inner.handle_request(request)
+        entry = self.recorder.add(Seen(self.source, request.method, str(request.url), request.headers.get("x-request-id"),
+                                       resp.status_code, list(resp.headers.multi_items())))
+        return httpx2.Response(resp.status_code, headers=resp.headers, stream=_TeeStream(resp.stream, entry),
+                               extensions=resp.extensions, request=request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def http_client(recorder: Recorder, source: str) -> httpx2.Client:
+    return httpx2.Client(transport=RecordingTransport(recorder, source), trust_env=False, timeout=SDK_TIMEOUT)
+
+
+def openai_client(gw: "Gateway", recorder: Recorder, key: str = PROXY_KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0, timeout=SDK_TIMEOUT,
+                         http_client=http_client(recorder, "openai-sdk"))
+
+
+def anthropic_client(gw: "Gateway", recorder: Recorder, key: str = PROXY_KEY) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=SDK_TIMEOUT,
+                               http_client=http_client(recorder, "anthropic-sdk"))
+
+
+# ------------------------------------------------------------------------------------------------
+# raw HTTP
+
+
+@dataclass
+class Raw:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError(f"response is not JSON (status {self.status}): {self.body[:500]!r}") from e
+
+
+def raw_request(base_url: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                recorder: Recorder | None = None, timeout: float = 30.0) -> Raw:
+    """One HTTP/1.1 request; `body` may be bytes, str or a JSON-able object."""
+    host, port = base_url.removeprefix("http://").split(":")
+    if body is None:
+        data = None
+    elif isinstance(body, (bytes, bytearray)):
+        data = bytes(body)
+    elif isinstance(body, str):
+        data = body.encode()
+    else:
+        data = json.dumps(body).encode()
+    hdrs = {"Content-Type": "application/json"} if data is not None else {}
+    hdrs.update(headers or {})
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise AssertionError(f"{method} {path}: the gateway closed the connection without a complete response ({e!r})") from e
+        hl = [(k, v) for k, v in resp.getheaders()]
+    finally:
+        conn.close()
+    if recorder is not None:
+        rid = next((v for k, v in hdrs.items() if k.lower() == "x-request-id"), None)
+        recorder.add(Seen("raw", method, base_url + path, rid, resp.status, hl, bytearray(payload)))
+    return Raw(resp.status, {k.lower(): v for k, v in hl}, payload)
+
+
+def _no_proxy_open(req: urllib.request.Request, timeout: float = 10.0) -> bytes:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(req, timeout=timeout) as r:
+        return r.read()
+
+
+# ------------------------------------------------------------------------------------------------
+# the mock upstream, seen from the tests
+
+
+class MockClient:
+    def __init__(self, base: str):
+        self.base = base
+
+    def requests(self) -> list[dict]:
+        return json.loads(_no_proxy_open(urllib.request.Request(self.base + "/_mock/requests")))
+
+    def reset(self) -> None:
+        _no_proxy_open(urllib.request.Request(self.base + "/_mock/reset", data=b"{}", method="POST"))
+
+    def with_nonce(self, marker: str) -> list[dict]:
+        """Recorded upstream requests whose body mentions `marker` (ignores health probes and the like)."""
+        return [r for r in self.requests() if marker in json.dumps(r.get("body"))]
+
+    def one(self, marker: str) -> dict:
+        found = self.with_nonce(marker)
+        assert len(found) == 1, f"expected exactly one upstream request carrying {marker}, got {len(found)}: " + \
+            json.dumps([(r['path'], (r.get('body') or {}).get('model')) for r in found])
+        return found[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# the gateway process
+
+
+class Gateway:
+    def __init__(self, name: str, proc: subprocess.Popen, port: int, workdir: Path):
+        self.name = name
+        self.proc = proc
+        self.port = port
+        self.workdir = workdir
+        self.url = f"http://127.0.0.1:{port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "gateway.stderr.log"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_entries(self) -> list[dict]:
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def log_for(self, request_id: str, timeout: float = 5.0) -> dict:
+        """The one per-request log line (a JSON object with this request_id and an `outcome`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [e for e in self.log_entries() if e.get("request_id") == request_id and "outcome" in e]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        related = [l for l in self.log_text().splitlines() if request_id in l]
+        assert len(lines) == 1, (
+            f"expected exactly one JSON request log line with request_id={request_id!r} and an `outcome`, "
+            f"found {len(lines)}; log lines mentioning it: {related}"
+        )
+        return lines[0]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class GatewayFactory:
+    """Starts gateway processes: each in its own working directory (and HOME / XDG dirs inside it),
+    so no state (breakers, cooldowns, an embedded store) is shared between instances."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        self.started: list[Gateway] = []
+        self.count = 0
+
+    @staticmethod
+    def binary() -> str:
+        path = os.environ.get("GATEWAY_BIN")
+        if not path:
+            raise RuntimeError(
+                "GATEWAY_BIN is not set: build the gateway and point GATEWAY_BIN at the binary "
+                "(e.g. GATEWAY_BIN=$PWD/target/debug/gateway tests/e2e/run.sh)")
+        p = Path(path)
+        if not p.is_file():
+            raise RuntimeError(f"GATEWAY_BIN={path!r} does not exist (or is not a file)")
+        if not os.access(p, os.X_OK):
+            raise RuntimeError(f"GATEWAY_BIN={path!r} is not executable")
+        return str(p.resolve())
+
+    def start(self, name: str) -> Gateway:
+        binary = self.binary()
+        last_error = ""
+        for _ in range(3):  # a port picked by free_port() can be taken by someone else in between
+            self.count += 1
+            workdir = self.root / f"{self.count:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
+            for sub in ("home", "tmp", "xdg/data", "xdg/state", "xdg/cache", "xdg/config"):
+                (workdir / sub).mkdir(parents=True, exist_ok=True)
+            env = dict(self.env)
+            env.update(HOME=str(workdir / "home"), TMPDIR=str(workdir / "tmp"),
+                       XDG_DATA_HOME=str(workdir / "xdg/data"), XDG_STATE_HOME=str(workdir / "xdg/state"),
+                       XDG_CACHE_HOME=str(workdir / "xdg/cache"), XDG_CONFIG_HOME=str(workdir / "xdg/config"))
+            port = free_port()
+            stderr = open(workdir / "gateway.stderr.log", "wb")
+            stdout = open(workdir / "gateway.stdout.log", "wb")
+            proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--config", str(CONFIG_PATH)],
+                                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+            stderr.close()
+            stdout.close()
+            gw = Gateway(name, proc, port, workdir)
+            self.started.append(gw)
+            ok, last_error = self._wait_ready(gw)
+            if ok:
+                return gw
+            gw.stop()
+            if "in use" not in last_error.lower():
+                break
+        raise RuntimeError(f"gateway did not become ready: {last_error}")
+
+    @staticmethod
+    def _wait_ready(gw: Gateway, timeout: float = 30.0) -> tuple[bool, str]:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not gw.alive():
+                return False, f"exited with status {gw.proc.returncode}; stderr tail:\n{gw.log_text()[-3000:]}"
+            try:
+                r = raw_request(gw.url, "GET", "/health", timeout=2)
+                if r.status == 200:
+                    return True, ""
+                last = f"/health answered {r.status}: {r.body[:300]!r}"
+            except (OSError, AssertionError) as e:
+                last = repr(e)
+            time.sleep(0.05)
+        return False, f"no 200 from /health within {timeout}s (last: {last}); stderr tail:\n{gw.log_text()[-3000:]}"
+
+    def stop_all(self) -> None:
+        for gw in self.started:
+            gw.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# SSE
+
+
+def parse_sse(raw: bytes) -> tuple[list[tuple[str | None, str]], bool]:
+    """(events as (event name, data), whether the stream ended on an event boundary)."""
+    text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    events: list[tuple[str | None, str]] = []
+    name: str | None = None
+    data: list[str] = []
+    for line in text.split("\n"):
+        if line == "":
+            if data or name is not None:
+                events.append((name, "\n".join(data)))
+            name, data = None, []
+            continue
+        if line.startswith(":"):
+            continue
+        fld, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if fld == "event":
+            name = value
+        elif fld == "data":
+            data.append(value)
+    clean = not data and name is None
+    if not clean:
+        events.append((name, "\n".join(data)))
+    return events, clean
+
+
+def check_openai_stream(raw: bytes, include_usage: bool | None = None) -> list[dict]:
+    """Assert `raw` is a well-formed OpenAI chat.completion.chunk stream; return the chunks."""
+    events, clean = parse_sse(raw)
+    assert events, "empty stream"
+    assert clean, f"stream does not end on an event boundary: {raw[-200:]!r}"
+    datas = [d for _, d in events]
+    assert datas[-1] == "[DONE]", f"OpenAI stream must end with data: [DONE]; last events: {datas[-3:]}"
+    chunks = []
+    for d in datas[:-1]:
+        try:
+            chunks.append(json.loads(d))
+        except ValueError as e:
+            raise AssertionError(f"non-JSON data line in OpenAI stream: {d!r}") from e
+    assert chunks, "no chunks before [DONE]"
+    for c in chunks:
+        assert "error" not in c, f"error in stream: {c}"
+        assert c.get("object") == "chat.completion.chunk", c
+        assert isinstance(c.get("id"), str) and c["id"], c
+        assert isinstance(c.get("created"), int), c
+        assert isinstance(c.get("model"), str), c
+        assert isinstance(c.get("choices"), list), c
+    assert len({c["id"] for c in chunks}) == 1, f"chunk ids differ: {sorted({c['id'] for c in chunks})}"
+    with_choices = [c for c in chunks if c["choices"]]
+    assert with_choices, "no chunk carries a choice"
+    assert with_choices[0]["choices"][0]["delta"].get("role") == "assistant", f"first delta has no role: {with_choices[0]}"
+    finishes = [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch.get("finish_reason")]
+    assert len(finishes) == 1, f"expected exactly one finish_reason, got {finishes}"
+    seen_tool_ids: dict[int, str] = {}
+    for c in chunks:
+        for ch in c["choices"]:
+            assert ch.get("index") == 0, ch
+            for tc in ch["delta"].get("tool_calls") or []:
+                idx = tc.get("index")
+                assert isinstance(idx, int), f"tool call delta without index: {tc}"
+                if idx not in seen_tool_ids:
+                    assert tc.get("id") and (tc.get("function") or {}).get("name"), f"first fragment of tool call {idx} lacks id/name: {tc}"
+                    seen_tool_ids[idx] = tc["id"]
+                elif tc.get("id") is not None:
+                    assert tc["id"] == seen_tool_ids[idx], f"tool call {idx} changed id: {tc}"
+    if include_usage is True:
+        for c in chunks[:-1]:
+            assert "usage" in c and c["usage"] is None, f"with include_usage every chunk but the last has usage: null: {c}"
+        last = chunks[-1]
+        assert last["choices"] == [], f"usage chunk must have empty choices: {last}"
+        assert isinstance(last.get("usage"), dict), f"last chunk must carry usage: {last}"
+    elif include_usage is False:
+        with_usage = [c for c in chunks if c.get("usage")]
+        assert not with_usage, f"usage sent without stream_options.include_usage: {with_usage}"
+    return chunks
+
+
+_DELTA_FOR_BLOCK = {"text": {"text_delta", "citations_delta"}, "tool_use": {"input_json_delta"},
+                    "thinking": {"thinking_delta", "signature_delta"}, "redacted_thinking": set()}
+
+
+def check_anthropic_stream(raw: bytes) -> list[dict]:
+    """Assert `raw` is a well-formed Anthropic Messages stream; return the events (pings included)."""
+    events, clean = parse_sse(raw)
+    assert events, "empty stream"
+    assert clean, f"stream does not end on an event boundary: {raw[-200:]!r}"
+    objs = []
+    for name, d in events:
+        assert name is not None, f"Anthropic SSE event without an `event:` line: {d!r}"
+        try:
+            obj = json.loads(d)
+        except ValueError as e:
+            raise AssertionError(f"non-JSON data in Anthropic stream: {d!r}") from e
+        assert obj.get("type") == name, f"event name {name!r} does not match data type {obj.get('type')!r}"
+        assert name != "error", f"error event in stream: {obj}"
+        objs.append(obj)
+    seq = [o for o in objs if o["type"] != "ping"]
+    assert seq[0]["type"] == "message_start", f"first event is {seq[0]['type']}"
+    assert seq[-1]["type"] == "message_stop", f"last event is {seq[-1]['type']}"
+    assert seq[-2]["type"] == "message_delta", f"message_delta must come right before message_stop, got {seq[-2]['type']}"
+    assert sum(o["type"] == "message_delta" for o in seq) == 1, "more than one message_delta"
+    msg = seq[0]["message"]
+    assert msg.get("type") == "message" and msg.get("role") == "assistant" and isinstance(msg.get("id"), str), msg
+    assert msg.get("content") == [], msg
+    assert isinstance((msg.get("usage") or {}).get("input_tokens"), int), f"message_start without usage.input_tokens: {msg}"
+    assert seq[-2]["delta"].get("stop_reason"), f"message_delta without stop_reason: {seq[-2]}"
+    assert isinstance((seq[-2].get("usage") or {}).get("output_tokens"), int), f"message_delta without usage.output_tokens: {seq[-2]}"
+    open_idx: int | None = None
+    open_type = ""
+    next_idx = 0
+    for o in seq[1:-2]:
+        t = o["type"]
+        if t == "content_block_start":
+            assert open_idx is None, f"block {o['index']} started while block {open_idx} is open"
+            assert o["index"] == next_idx, f"block index {o['index']}, expected {next_idx}"
+            open_idx, open_type = o["index"], o["content_block"]["type"]
+        elif t == "content_block_delta":
+            assert o["index"] == open_idx, f"delta for block {o['index']} while {open_idx} is open"
+            assert o["delta"]["type"] in _DELTA_FOR_BLOCK.get(open_type, {o["delta"]["type"]}), \
+                f"{o['delta']['type']} inside a {open_type} block"
+        elif t == "content_block_stop":
+            assert o["index"] == open_idx, f"stop for block {o['index']} while {open_idx} is open"
+            open_idx = None
+            next_idx += 1
+        else:
+            raise AssertionError(f"unexpected event {t} between message_start and message_delta")
+    assert open_idx is None, f"block {open_idx} never stopped"
+    return objs
+
+
+# ------------------------------------------------------------------------------------------------
+# calling through the SDKs and collecting what the client sees
+
+
+@dataclass
+class OAResult:
+    text: str
+    reasoning: str | None
+    tool_calls: list[dict]
+    finish_reason: str | None
+    usage: dict | None
+    headers: Any
+    chunks: list[Any]
+    model: str | None
+
+
+def openai_chat(client: openai.OpenAI, *, stream: bool, request_id: str | None = None,
+                extra_headers: dict | None = None, **kw: Any) -> OAResult:
+    hdrs = dict(extra_headers or {})
+    if request_id:
+        hdrs["X-Request-ID"] = request_id
+    raw = client.chat.completions.with_raw_response.create(stream=stream, extra_headers=hdrs or None, **kw)
+    parsed = raw.parse()
+    if not stream:
+        ch = parsed.choices[0]
+        msg = ch.message
+        calls = [{"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments} for tc in (msg.tool_calls or [])]
+        return OAResult(msg.content or "", getattr(msg, "reasoning_content", None), calls, ch.finish_reason,
+                        parsed.usage.model_dump() if parsed.usage else None, raw.headers, [], parsed.model)
+    text, reasoning, finish, usage, model = "", None, None, None, None
+    calls: dict[int, dict] = {}
+    chunks = []
+    for c in parsed:
+        chunks.append(c)
+        model = c.model
+        if c.usage is not None:
+            usage = c.usage.model_dump()
+        for ch in c.choices:
+            d = ch.delta
+            if d.content:
+                text += d.content
+            rc = getattr(d, "reasoning_content", None)
+            if rc:
+                reasoning = (reasoning or "") + rc
+            for tc in d.tool_calls or []:
+                slot = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+                if tc.id:
+                    slot["id"] = tc.id
+                if tc.function is not None:
+                    if tc.function.name:
+                        slot["name"] = tc.function.name
+                    if tc.function.arguments:
+                        slot["arguments"] += tc.function.arguments
+            if ch.finish_reason:
+                finish = ch.finish_reason
+    return OAResult(text, reasoning, [calls[i] for i in sorted(calls)], finish, usage, raw.headers, chunks, model)
+
+
+@dataclass
+class AResult:
+    blocks: list[dict]
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: dict
+    start_usage: dict | None
+    headers: Any
+    events: list[Any]
+    message_id: str | None
+
+    @property
+    def text(self) -> str:
+        return "".join(b["text"] for b in self.blocks if b["type"] == "text")
+
+    def of(self, kind: str) -> list[dict]:
+        return [b for b in self.blocks if b["type"] == kind]
+
+
+def anthropic_messages(client: anthropic.Anthropic, *, stream: bool, request_id: str | None = None,
+                       extra_headers: dict | None = None, **kw: Any) -> AResult:
+    hdrs = dict(extra_headers or {})
+    if request_id:
+        hdrs["X-Request-ID"] = request_id
+    raw = client.messages.with_raw_response.create(stream=stream, extra_headers=hdrs or None, **kw)
+    parsed = raw.parse()
+    if not stream:
+        blocks = [b.model_dump(exclude_none=True) for b in parsed.content]
+        return AResult(blocks, parsed.stop_reason, parsed.stop_sequence, parsed.usage.model_dump(), None, raw.headers, [], parsed.id)
+    blocks_by_idx: dict[int, dict] = {}
+    json_bufs: dict[int, str] = {}
+    usage: dict = {}
+    start_usage = None
+    stop_reason = stop_sequence = msg_id = None
+    events = []
+    for ev in parsed:
+        events.append(ev)
+        if ev.type == "message_start":
+            start_usage = ev.message.usage.model_dump()
+            usage = dict(start_usage)
+            msg_id = ev.message.id
+        elif ev.type == "content_block_start":
+            blocks_by_idx[ev.index] = ev.content_block.model_dump(exclude_none=True)
+            if ev.content_block.type == "tool_use":
+                json_bufs[ev.index] = ""
+        elif ev.type == "content_block_delta":
+            b = blocks_by_idx[ev.index]
+            d = ev.delta
+            if d.type == "text_delta":
+                b["text"] = b.get("text", "") + d.text
+            elif d.type == "input_json_delta":
+                json_bufs[ev.index] += d.partial_json
+            elif d.type == "thinking_delta":
+                b["thinking"] = b.get("thinking", "") + d.thinking
+            elif d.type == "signature_delta":
+                b["signature"] = d.signature  # as the SDK's own accumulator does
+        elif ev.type == "content_block_stop":
+            b = blocks_by_idx[ev.index]
+            if b["type"] == "tool_use":
+                buf = json_bufs.get(ev.index, "")
+                b["input"] = json.loads(buf) if buf else {}
+        elif ev.type == "message_delta":
+            stop_reason = ev.delta.stop_reason
+            stop_sequence = ev.delta.stop_sequence
+            for k, v in ev.usage.model_dump().items():
+                if v is not None:
+                    usage[k] = v
+    return AResult([blocks_by_idx[i] for i in sorted(blocks_by_idx)], stop_reason, stop_sequence, usage, start_usage,
+                   raw.headers, events, msg_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# reading what the upstream received
+
+
+def oa_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def an_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+
+
+def an_blocks(content: Any) -> list[dict]:
+    """Anthropic content as a list of blocks (a plain string becomes one text block)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content or [])
+
+
+def assert_no_secret_leak_upstream(req: dict) -> None:
+    """The proxy keys must never reach an upstream, and an upstream only ever gets its own key."""
+    prefix = req["path"].split("/")[1]
+    blob = json.dumps(req["headers"]) + json.dumps(req.get("body"))
+    for name, secret in ALL_SECRETS.items():
+        if name == f"{prefix.upper()}_API_KEY":
+            continue
+        assert secret not in blob, f"{name} was sent to the {prefix} upstream ({req['path']})"
+
+
+# ------------------------------------------------------------------------------------------------
+# shared expectations
+
+UPSTREAM_MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "groq": "llama-3.3-70b-versatile"}
+REASONING_MODEL = {"openai": "o4-mini", "anthropic": "claude-sonnet-4-5"}
+UPSTREAM_PATH = {"openai": "/openai/v1/chat/completions", "anthropic": "/anthropic/v1/messages",
+                 "groq": "/groq/v1/chat/completions"}
+SYSTEM = "You are a terse assistant."
+WEATHER_PARAMS = {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+WEATHER_DESC = "Get the current weather for a city"
+WEATHER_TOOL_OA = {"type": "function", "function": {"name": "get_weather", "description": WEATHER_DESC, "parameters": WEATHER_PARAMS}}
+WEATHER_TOOL_AN = {"name": "get_weather", "description": WEATHER_DESC, "input_schema": WEATHER_PARAMS}
+TOOL_RESULT = "22C and sunny"
+ANY = object()
+
+
+def expected_openai_usage(upstream: str, reasoning: bool = False) -> dict:
+    """What an OpenAI client must see, given the mock's numbers."""
+    extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "anthropic":
+        prompt = _AU["input_tokens"] + _AU["cache_read_input_tokens"] + _AU["cache_creation_input_tokens"]
+        return {"prompt_tokens": prompt, "completion_tokens": _AU["output_tokens"] + extra,
+                "total_tokens": prompt + _AU["output_tokens"] + extra, "cached_tokens": _AU["cache_read_input_tokens"]}
+    cached = _OU["cached_tokens"] if upstream == "openai" else 0
+    return {"prompt_tokens": _OU["prompt_tokens"], "completion_tokens": _OU["completion_tokens"] + extra,
+            "total_tokens": _OU["prompt_tokens"] + _OU["completion_tokens"] + extra, "cached_tokens": cached}
+
+
+def expected_anthropic_usage(upstream: str, reasoning: bool = False) -> dict:
+    extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "anthropic":
+        return {"input_tokens": _AU["input_tokens"], "output_tokens": _AU["output_tokens"] + extra,
+                "cache_read_input_tokens": _AU["cache_read_input_tokens"],
+                "cache_creation_input_tokens": _AU["cache_creation_input_tokens"]}
+    cached = _OU["cached_tokens"] if upstream == "openai" else 0
+    return {"input_tokens": _OU["prompt_tokens"] - cached, "output_tokens": _OU["completion_tokens"] + extra,
+            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+
+
+def expected_log_usage(upstream: str, reasoning: bool = False) -> dict:
+    """Canonical usage (Anthropic semantics: `input` excludes cached tokens)."""
+    extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "anthropic":
+        return {"input": _AU["input_tokens"], "output": _AU["output_tokens"] + extra,
+                "cache_read": _AU["cache_read_input_tokens"], "cache_write": _AU["cache_creation_input_tokens"]}
+    cached = _OU["cached_tokens"] if upstream == "openai" else 0
+    out = {"input": _OU["prompt_tokens"] - cached, "output": _OU["completion_tokens"] + extra, "cache_read": cached,
+           "cache_write": 0}
+    if upstream == "openai":
+        out["reasoning"] = extra
+    return out
+
+
+def check_openai_usage(usage: dict | None, upstream: str, reasoning: bool = False) -> None:
+    exp = expected_openai_usage(upstream, reasoning)
+    assert usage is not None, "no usage"
+    got = {"prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+           "total_tokens": usage.get("total_tokens"),
+           "cached_tokens": ((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)}
+    assert got == exp, f"usage {usage} -> {got}, expected {exp}"
+    if reasoning and upstream == "openai":
+        assert (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") == REASONING_TOKENS, usage
+
+
+def check_anthropic_usage(usage: dict, upstream: str, reasoning: bool = False) -> None:
+    exp = expected_anthropic_usage(upstream, reasoning)
+    got = {k: usage.get(k) or 0 for k in exp}
+    assert got == exp, f"usage {usage}, expected {exp}"
+
+
+def assert_upstream_auth(req: dict, upstream: str) -> None:
+    h = req["headers"]
+    if upstream == "anthropic":
+        assert h.get("x-api-key") == UPSTREAM_KEYS["anthropic"], "wrong/missing x-api-key upstream"
+        # The configured version, or the one an Anthropic client pinned (forwarded on the same-format path).
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", h.get("anthropic-version") or ""), f"anthropic-version upstream: {h.get('anthropic-version')!r}"
+    else:
+        assert h.get("authorization") == f"Bearer {UPSTREAM_KEYS[upstream]}", f"wrong/missing Authorization for {upstream}"
+    assert_no_secret_leak_upstream(req)
+
+
+def assert_log(log: dict, *, request_id: str, client_format: str, model: str, provider: str | None,
+               upstream_model: str | None, status: int = 200, outcome: str = "ok",
+               attempts: list[tuple] | None = None, usage: dict | None = None) -> None:
+    """Check the per-request log line. `attempts`: [(provider, model, status or ANY, error expected?)]."""
+    assert log.get("request_id") == request_id, log
+    assert log.get("client_format") == client_format, log
+    assert log.get("model") == model, log
+    if provider is not ANY:
+        assert log.get("provider") == provider, log
+    if upstream_model is not ANY:
+        assert log.get("upstream_model") == upstream_model, log
+    assert log.get("status") == status, log
+    assert log.get("outcome") == outcome, log
+    atts = log.get("attempts")
+    assert isinstance(atts, list), log
+    for a in atts:
+        assert {"provider", "model", "status", "latency_ms", "error_class"} <= set(a), f"attempt fields: {a}"
+        assert isinstance(a["latency_ms"], (int, float)) and a["latency_ms"] >= 0, a
+    if attempts is not None:
+        assert len(atts) == len(attempts), f"attempts {atts}, expected {attempts}"
+        for a, (prov, mdl, st, err) in zip(atts, attempts):
+            assert a["provider"] == prov and a["model"] == mdl, f"attempt {a}, expected {prov}/{mdl}"
+            if st is not ANY:
+                assert a["status"] == st, f"attempt {a}: status, expected {st}"
+            if err:
+                assert isinstance(a["error_class"], str) and a["error_class"], f"attempt {a}: expected an error_class"
+            else:
+                assert a["error_class"] is None, f"attempt {a}: expected no error_class"
+    if outcome == "ok":
+        assert isinstance(log.get("ttfb_ms"), (int, float)) and log["ttfb_ms"] >= 0, log
+    if usage is not None:
+        u = log.get("usage")
+        assert isinstance(u, dict), log
+        assert {"input", "output", "cache_read", "cache_write", "reasoning"} <= set(u), f"usage fields: {u}"
+        got = {k: u.get(k) or 0 for k in usage}
+        assert got == usage, f"log usage {u}, expected {usage}"
+
+
+def assert_openai_error(r: Raw, status: int | tuple[int, ...]) -> dict:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert r.status in statuses, f"status {r.status}, expected {status}: {r.body[:500]!r}"
+    body = r.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not an OpenAI error: {body}"
+    err = body["error"]
+    assert {"message", "type", "param", "code"} <= set(err), f"OpenAI error lacks fields: {err}"
+    assert isinstance(err["message"], str) and err["message"], err
+    assert isinstance(err["type"], str) and err["type"], err
+    return err
+
+
+ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                         404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                         500: "api_error", 529: "overloaded_error"}
+
+
+def assert_anthropic_error(r: Raw, status: int | tuple[int, ...]) -> dict:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert r.status in statuses, f"status {r.status}, expected {status}: {r.body[:500]!r}"
+    body = r.json()
+    assert isinstance(body, dict) and body.get("type") == "error" and isinstance(body.get("error"), dict), \
+        f"not an Anthropic error: {body}"
+    err = body["error"]
+    assert isinstance(err.get("message"), str) and err["message"], err
+    assert isinstance(err.get("type"), str) and err["type"], err
+    if r.status in ANTHROPIC_ERROR_TYPES:
+        assert err["type"] == ANTHROPIC_ERROR_TYPES[r.status], f"{r.status} should be {ANTHROPIC_ERROR_TYPES[r.status]}: {err}"
+    return err
