@@ -100,9 +100,11 @@ struct Stderr;
 
 impl LogSink for Stderr {
     fn emit(&self, line: &str) {
-        let mut e = std::io::stderr().lock();
-        let _ = e.write_all(line.as_bytes());
-        let _ = e.write_all(b"\n");
+        // One write per line: lines from concurrent requests never interleave.
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&buf);
     }
 }
 

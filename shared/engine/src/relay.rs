@@ -279,7 +279,11 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
                 *completed = true;
                 return true;
             }
-            if (d.contains("\"usage\"") || d.contains("\"error\""))
+            // Cheap byte checks first: only a chunk with a usage object or an error is parsed
+            // (with include_usage every chunk carries `"usage":null`).
+            if (has_object(d, "\"usage\"")
+                || has_object(d, "\"x_groq\"")
+                || has_object(d, "\"error\""))
                 && let Ok(v) = serde_json::from_str::<Value>(d)
             {
                 if v.get("error").is_some() {
@@ -320,5 +324,33 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
             }
             true
         }
+    }
+}
+
+/// Whether `key` appears in `json` followed by `:` and an object.
+fn has_object(json: &str, key: &str) -> bool {
+    json.match_indices(key).any(|(i, _)| {
+        let rest = json[i + key.len()..].trim_start();
+        rest.strip_prefix(':')
+            .is_some_and(|r| r.trim_start().starts_with('{'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_object;
+
+    #[test]
+    fn finds_only_object_values() {
+        assert!(has_object(
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            "\"usage\""
+        ));
+        assert!(has_object(r#"{"usage" : {"a":1}}"#, "\"usage\""));
+        assert!(!has_object(
+            r#"{"choices":[{"delta":{"content":"usage"}}],"usage":null}"#,
+            "\"usage\""
+        ));
+        assert!(!has_object(r#"{"error_count":{}}"#, "\"error\""));
     }
 }

@@ -200,6 +200,16 @@ async fn max_throughput(client: &HClient, url: &str, body: Bytes, conc: usize, s
     total as f64 / secs as f64
 }
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)` part; utime and stime are the 12th and 13th of those.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn rss_mb(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -357,8 +367,16 @@ async fn main() {
         "\n{rate} req/s for {secs} s each; latency to the last byte; 'added' = via gateway - direct"
     );
     println!(
-        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "scenario", "dir p50", "dir p99", "gw p50", "gw p99", "add p50", "add p99", "max req/s"
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11}",
+        "scenario",
+        "dir p50",
+        "dir p99",
+        "gw p50",
+        "gw p99",
+        "add p50",
+        "add p99",
+        "max req/s",
+        "gw cpu/req"
     );
     for s in &scenarios {
         let direct_body = if s.direct.starts_with("/anthropic") {
@@ -378,7 +396,9 @@ async fn main() {
         let _ = fixed_rate(&client, &durl, direct_body.clone(), 200, 1).await;
         let _ = fixed_rate(&client, &gurl, body(s, s.model), 200, 1).await;
         let mut d = fixed_rate(&client, &durl, direct_body, rate, secs).await;
+        let cpu0 = cpu_secs(pid);
         let mut g = fixed_rate(&client, &gurl, body(s, s.model), rate, secs).await;
+        let cpu_us = (cpu_secs(pid) - cpu0) * 1e6 / g.len() as f64;
         let (d50, d99, g50, g99) = (
             pct(&mut d, 0.5),
             pct(&mut d, 0.99),
@@ -387,7 +407,7 @@ async fn main() {
         );
         let max = max_throughput(&client, &gurl, body(s, s.model), 32, secs).await;
         println!(
-            "{:<42} {d50:>8.3}ms {d99:>8.3}ms {g50:>8.3}ms {g99:>8.3}ms {:>8.3}ms {:>8.3}ms {max:>10.0}",
+            "{:<42} {d50:>8.3}ms {d99:>8.3}ms {g50:>8.3}ms {g99:>8.3}ms {:>8.3}ms {:>8.3}ms {max:>10.0} {cpu_us:>9.1}us",
             s.name,
             g50 - d50,
             g99 - d99
