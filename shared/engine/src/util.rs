@@ -68,16 +68,15 @@ pub(crate) fn usage_of_body(format: Format, body: &[u8]) -> Option<Usage> {
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        if let (b'%', Some(&h), Some(&l)) = (b[i], b.get(i + 1), b.get(i + 2))
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
         {
-            out.push(v);
+            out.push(h << 4 | l);
             i += 3;
             continue;
         }
@@ -85,4 +84,17 @@ pub(crate) fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_never_panics() {
+        assert_eq!(percent_decode("groq%2Fllama-3%3A1"), "groq/llama-3:1");
+        assert_eq!(percent_decode("a%zz%"), "a%zz%");
+        assert_eq!(percent_decode("%é%4"), "%é%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
 }
