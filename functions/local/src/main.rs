@@ -1,6 +1,8 @@
 //! `gateway`: the local server. Hyper on 127.0.0.1:8317 around the shared engine; this file
 //! only converts types and implements the ports (reqwest, tokio time, stderr).
 
+mod store;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::Gateway;
@@ -8,6 +10,7 @@ use gw_ports::{
     ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportError, TransportErrorKind,
 };
 use gw_route::{Config, KeySpec};
+use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
@@ -24,6 +27,9 @@ const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
 
   --listen ADDR   address to listen on (default 127.0.0.1:8317)
   --config FILE   gateway YAML (default: the built-in config/gateway.yaml)
+  --state PATH    state file (breakers; default $GATEWAY_STATE, else
+                  $XDG_STATE_HOME/gateway/state.redb or ~/.local/state/gateway/state.redb);
+                  `memory` keeps state in memory only
 
 Proxy key: GATEWAY_PROXY_KEY, or named keys in the config; with neither, a key is generated
 and printed once. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
@@ -111,11 +117,53 @@ impl LogSink for Stderr {
 struct Args {
     listen: SocketAddr,
     config: Option<String>,
+    state: Option<String>,
+}
+
+/// The local state store: the embedded file by default, memory on request.
+enum LocalStore {
+    File(store::RedbStore),
+    Memory(MemoryStore),
+}
+
+impl StateStore for LocalStore {
+    async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
+        match self {
+            Self::File(s) => s.apply(key, cmd, now_ms).await,
+            Self::Memory(s) => s.apply_now(key, cmd, now_ms),
+        }
+    }
+}
+
+fn open_store(arg: Option<String>) -> Result<(LocalStore, String), String> {
+    let path = arg
+        .or_else(|| std::env::var("GATEWAY_STATE").ok())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            let base = std::env::var("XDG_STATE_HOME")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .or_else(|| {
+                    std::env::var("HOME")
+                        .ok()
+                        .map(|h| format!("{h}/.local/state"))
+                })
+                .unwrap_or_else(|| ".".into());
+            format!("{base}/gateway/state.redb")
+        });
+    if path == "memory" {
+        return Ok((LocalStore::Memory(MemoryStore::new()), "memory".into()));
+    }
+    let s = store::RedbStore::open(std::path::Path::new(&path)).map_err(|e| {
+        format!("cannot open the state file {e} (another gateway using it? pass --state)")
+    })?;
+    Ok((LocalStore::File(s), path))
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut listen: SocketAddr = ([127, 0, 0, 1], 8317).into();
     let mut config = None;
+    let mut state = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -135,6 +183,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--listen: {e}"))?
             }
             "--config" => config = Some(value("--config")?),
+            "--state" => state = Some(value("--state")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -146,7 +195,11 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
         }
     }
-    Ok(Args { listen, config })
+    Ok(Args {
+        listen,
+        config,
+        state,
+    })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -254,7 +307,15 @@ async fn main() {
         }
     };
     let max_body = cfg.server.max_body_bytes;
-    let gw = Gateway::new(cfg, Reqwest(client), TokioClock, Stderr);
+    let (store, where_) = match open_store(args.state.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("gateway: state in {where_}");
+    let gw = Gateway::new(cfg, Reqwest(client), TokioClock, Stderr, store);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -297,7 +358,7 @@ async fn main() {
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 async fn serve(
-    gw: &Gateway<Reqwest, TokioClock, Stderr>,
+    gw: &Gateway<Reqwest, TokioClock, Stderr, LocalStore>,
     req: http::Request<Incoming>,
     id: String,
     max_body: usize,
@@ -315,10 +376,12 @@ async fn serve(
             Some(Err(_)) | None => break,
         }
     }
-    let resp = gw
+    let handled = gw
         .handle(http::Request::from_parts(parts, buf.freeze()), id)
         .await;
-    let (parts, stream) = resp.into_parts();
+    // State writes run beside the response, never in front of it.
+    tokio::spawn(handled.after);
+    let (parts, stream) = handled.response.into_parts();
     let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
     http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
 }

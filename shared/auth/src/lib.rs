@@ -42,6 +42,15 @@ impl KeySet {
     }
 }
 
+/// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
+/// by credential without storing the credential.
+pub fn fingerprint(secret: &str) -> String {
+    digest(secret)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }

@@ -14,8 +14,11 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use gw_auth::{KeySet, Scrubber};
 use gw_model::{ApiError, ErrorKind, Format, Part};
-use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportErrorKind};
+use gw_ports::{
+    BodyStream, BoxFuture, ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportErrorKind,
+};
 use gw_route::{AuthSpec, Config, Provider, Target};
+use gw_state::{Command, Reply, StateStore};
 use gw_translate::EncodeOpts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use log::LogGuard;
@@ -28,11 +31,11 @@ use util::{error_response, json_response};
 const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 
 /// The gateway: configuration plus the ports it runs on.
-pub struct Gateway<H, C, L> {
-    inner: Arc<Inner<H, C, L>>,
+pub struct Gateway<H, C, L, S> {
+    inner: Arc<Inner<H, C, L, S>>,
 }
 
-impl<H, C, L> Clone for Gateway<H, C, L> {
+impl<H, C, L, S> Clone for Gateway<H, C, L, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -40,13 +43,32 @@ impl<H, C, L> Clone for Gateway<H, C, L> {
     }
 }
 
-pub(crate) struct Inner<H, C, L> {
+pub(crate) struct Inner<H, C, L, S> {
     pub(crate) cfg: Config,
     keys: KeySet,
     pub(crate) scrub: Scrubber,
     http: H,
     pub(crate) clock: C,
     pub(crate) log: L,
+    store: S,
+}
+
+/// Store writes that wait until the response is on its way (breaker outcomes).
+#[derive(Default)]
+struct Deferred {
+    /// (breaker key, success) for attempts already decided.
+    records: Vec<(String, bool)>,
+    /// The streamed attempt: its outcome arrives when the stream ends.
+    stream: Option<(String, futures_channel::oneshot::Receiver<bool>)>,
+}
+
+/// A handled request: the response, and work the runtime must drive after it (without delaying
+/// it): locally a spawned task, on Workers `ctx.wait_until`, on Lambda after the stream ends.
+pub struct Handled {
+    /// The response to send.
+    pub response: Response<BodyStream>,
+    /// Deferred state writes.
+    pub after: BoxFuture<'static, ()>,
 }
 
 /// How an upstream attempt ended.
@@ -71,9 +93,9 @@ enum Outcome {
     Final { error: ApiError, status: u16 },
 }
 
-impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// Builds a gateway from a validated config and its ports.
-    pub fn new(cfg: Config, http: H, clock: C, log: L) -> Self {
+    pub fn new(cfg: Config, http: H, clock: C, log: L, store: S) -> Self {
         let keys = KeySet::new(cfg.keys.iter().map(|k| (k.name.as_str(), k.key.as_str())));
         let scrub = Scrubber::new(cfg.secrets());
         Self {
@@ -84,6 +106,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
                 http,
                 clock,
                 log,
+                store,
             }),
         }
     }
@@ -95,7 +118,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
 
     /// Handles one request. `fallback_id` is used as the request id when the client sent no
     /// valid `X-Request-ID`. Never fails: every problem becomes a response in the client's format.
-    pub async fn handle(&self, req: Request<Bytes>, fallback_id: String) -> Response<BodyStream> {
+    pub async fn handle(&self, req: Request<Bytes>, fallback_id: String) -> Handled {
         let start = self.inner.clock.now();
         let (parts, body) = req.into_parts();
         let rid = parts
@@ -117,15 +140,30 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             RequestLog::new(&rid, client_format, parts.method.as_str(), &path),
             start,
         );
+        let mut deferred = Deferred::default();
         let mut resp = match (parts.method.clone(), path.as_str()) {
             (Method::GET, "/health") => self.health(),
             (Method::POST, "/v1/chat/completions") => {
-                self.chat(Format::OpenAi, &parts.headers, body, &mut log, start)
-                    .await
+                self.chat(
+                    Format::OpenAi,
+                    &parts.headers,
+                    body,
+                    &mut log,
+                    start,
+                    &mut deferred,
+                )
+                .await
             }
             (Method::POST, "/v1/messages") => {
-                self.chat(Format::Anthropic, &parts.headers, body, &mut log, start)
-                    .await
+                self.chat(
+                    Format::Anthropic,
+                    &parts.headers,
+                    body,
+                    &mut log,
+                    start,
+                    &mut deferred,
+                )
+                .await
             }
             (Method::POST, "/v1/messages/count_tokens") => {
                 self.count_tokens(&parts.headers, body, &mut log).await
@@ -161,7 +199,39 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             resp.headers_mut().insert("x-request-id", v);
         }
         log.set_status(resp.status().as_u16());
-        resp
+        Handled {
+            response: resp,
+            after: self.after(deferred),
+        }
+    }
+
+    /// The deferred breaker writes of one request, as one future for the runtime to drive.
+    fn after(&self, d: Deferred) -> BoxFuture<'static, ()> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let record = |key: String, success: bool| {
+                let inner = Arc::clone(&inner);
+                async move {
+                    let cmd = Command::Record {
+                        config: inner.cfg.breaker.clone(),
+                        success,
+                    };
+                    let now_ms = inner.clock.now().0 / 1000;
+                    if let Err(e) = inner.store.apply(&key, &cmd, now_ms).await {
+                        let line = json!({"event": "state_store_error", "key": key, "error": e.to_string()});
+                        inner.log.emit(&inner.scrub.scrub(&line.to_string()));
+                    }
+                }
+            };
+            for (key, ok) in d.records {
+                record(key, ok).await;
+            }
+            if let Some((key, rx)) = d.stream {
+                // A stream whose relay vanished without a verdict was cut by its client: the upstream was fine.
+                let ok = rx.await.unwrap_or(true);
+                record(key, ok).await;
+            }
+        })
     }
 
     fn health(&self) -> Response<BodyStream> {
@@ -183,7 +253,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
     fn authenticate(
         &self,
         headers: &HeaderMap,
-        log: &mut LogGuard<H, C, L>,
+        log: &mut LogGuard<H, C, L, S>,
     ) -> Result<(), ApiError> {
         let Some(presented) = gw_auth::presented_key(headers) else {
             log.outcome("unauthenticated");
@@ -212,7 +282,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         format: Format,
         headers: &HeaderMap,
         one: Option<&str>,
-        log: &mut LogGuard<H, C, L>,
+        log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
         if let Err(e) = self.authenticate(headers, log) {
             return error_response(format, &e);
@@ -273,8 +343,9 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         format: Format,
         headers: &HeaderMap,
         body: Bytes,
-        log: &mut LogGuard<H, C, L>,
+        log: &mut LogGuard<H, C, L, S>,
         start: Timestamp,
+        deferred: &mut Deferred,
     ) -> Response<BodyStream> {
         if let Err(e) = self.authenticate(headers, log) {
             return error_response(format, &e);
@@ -318,6 +389,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         let mut last: Option<(ApiError, Option<HeaderValue>)> = None;
         let mut missing: Vec<(String, String)> = Vec::new();
         let mut unsupported: Option<ApiError> = None;
+        let mut open_for: Option<u64> = None;
         for target in &plan {
             let p = &cfg.providers[target.provider];
             if let Some(var) = p.missing() {
@@ -368,6 +440,23 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
                     }
                 }
             };
+            // Admission: one store round trip; an open breaker skips the target. A store that
+            // fails is logged and ignored: state trouble must never stop traffic.
+            let bkey = breaker_key(p);
+            match self
+                .inner
+                .store
+                .apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000)
+                .await
+            {
+                Ok(Reply::Reject { retry_after_ms }) => {
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
+                    open_for = Some(open_for.map_or(retry_after_ms, |o| o.min(retry_after_ms)));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => log.store_error(&e.to_string()),
+            }
             let budget_ms = cfg
                 .timeouts
                 .per_attempt_ms
@@ -386,6 +475,9 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
                     log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
+                    let (tx, rx) = futures_channel::oneshot::channel();
+                    log.on_done(tx);
+                    deferred.stream = Some((bkey, rx));
                     return relay::stream_response(
                         Arc::clone(&self.inner),
                         format,
@@ -404,6 +496,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
                     log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
+                    deferred.records.push((bkey, true));
                     return self.full_response(format, p.format, fast, ub, log);
                 }
                 Outcome::Failover {
@@ -422,6 +515,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
                         &e.message,
                     ));
                     last = Some((e, retry_after));
+                    deferred.records.push((bkey, false));
                 }
                 Outcome::Final { error, status } => {
                     let e = self.scrubbed(error);
@@ -449,6 +543,18 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             if let Some(ra) = retry_after {
                 r.headers_mut().insert("retry-after", ra);
             }
+            return r;
+        }
+        if let Some(ms) = open_for {
+            let secs = ms.div_ceil(1000).max(1);
+            let e = ApiError::new(
+                ErrorKind::Overloaded,
+                format!("every target for model `{}` is cooling down after repeated failures (circuit open); retry in {secs} s", req.model),
+            )
+            .with_code("circuit_open");
+            let mut r = error_response(format, &e);
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
             return r;
         }
         if let Some(e) = unsupported {
@@ -633,7 +739,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         upstream: Format,
         fast: bool,
         body: Bytes,
-        log: &mut LogGuard<H, C, L>,
+        log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
         if fast {
             if let Some(u) = util::usage_of_body(upstream, &body) {
@@ -663,7 +769,7 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
         &self,
         headers: &HeaderMap,
         body: Bytes,
-        log: &mut LogGuard<H, C, L>,
+        log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
         let format = Format::Anthropic;
         if let Err(e) = self.authenticate(headers, log) {
@@ -755,6 +861,15 @@ impl<H: HttpClient, C: Clock, L: LogSink> Gateway<H, C, L> {
             HeaderValue::from_static("estimate"),
         );
         r
+    }
+}
+
+/// The breaker key of a provider and credential: a different key for the same provider gets its
+/// own breaker, and the credential itself never reaches the store.
+fn breaker_key(p: &Provider) -> String {
+    match &p.secret {
+        Some(s) => format!("breaker:{}:{}", p.id, gw_auth::fingerprint(s)),
+        None => format!("breaker:{}", p.id),
     }
 }
 
@@ -873,7 +988,10 @@ pub fn estimate_tokens(req: &gw_model::ChatRequest) -> u64 {
 
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
-fn _handle_is_send<H: HttpClient, C: Clock, L: LogSink>(g: &Gateway<H, C, L>, r: Request<Bytes>) {
+fn _handle_is_send<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    g: &Gateway<H, C, L, S>,
+    r: Request<Bytes>,
+) {
     fn send<T: Send>(_: T) {}
     send(g.handle(r, String::new()));
 }

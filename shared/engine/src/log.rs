@@ -4,6 +4,7 @@
 use crate::Inner;
 use gw_model::{Format, Usage};
 use gw_ports::{Clock, HttpClient, LogSink, Timestamp};
+use gw_state::StateStore;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -106,6 +107,9 @@ pub struct RequestLog {
     pub outcome: &'static str,
     /// Status sent to the client.
     pub status: u16,
+    /// The state store failed during admission (the request went ahead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 impl RequestLog {
@@ -128,24 +132,32 @@ impl RequestLog {
             usage: None,
             outcome: "ok",
             status: 200,
+            store_error: None,
         }
     }
 }
 
 /// Owns the record and emits it exactly once, on drop.
-pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink> {
-    inner: Arc<Inner<H, C, L>>,
+pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
+    inner: Arc<Inner<H, C, L, S>>,
     rec: Option<RequestLog>,
     start: Timestamp,
+    /// Told whether the upstream served the stream well, when the request is over.
+    done: Option<futures_channel::oneshot::Sender<bool>>,
 }
 
-impl<H: HttpClient, C: Clock, L: LogSink> LogGuard<H, C, L> {
-    pub(crate) fn new(inner: Arc<Inner<H, C, L>>, mut rec: RequestLog, start: Timestamp) -> Self {
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
+    pub(crate) fn new(
+        inner: Arc<Inner<H, C, L, S>>,
+        mut rec: RequestLog,
+        start: Timestamp,
+    ) -> Self {
         rec.ts = start.0 / 1000;
         Self {
             inner,
             rec: Some(rec),
             start,
+            done: None,
         }
     }
 
@@ -155,6 +167,12 @@ impl<H: HttpClient, C: Clock, L: LogSink> LogGuard<H, C, L> {
         }
     }
 
+    pub(crate) fn on_done(&mut self, tx: futures_channel::oneshot::Sender<bool>) {
+        self.done = Some(tx);
+    }
+    pub(crate) fn store_error(&mut self, e: &str) {
+        self.with(|r| r.store_error = Some(e.to_owned()));
+    }
     pub(crate) fn outcome(&mut self, o: &'static str) {
         self.with(|r| r.outcome = o);
     }
@@ -196,12 +214,17 @@ impl<H: HttpClient, C: Clock, L: LogSink> LogGuard<H, C, L> {
             inner: Arc::clone(&self.inner),
             rec: self.rec.take(),
             start: self.start,
+            done: self.done.take(),
         }
     }
 }
 
-impl<H: HttpClient, C: Clock, L: LogSink> Drop for LogGuard<H, C, L> {
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C, L, S> {
     fn drop(&mut self) {
+        if let (Some(tx), Some(r)) = (self.done.take(), self.rec.as_ref()) {
+            // The upstream did its part unless the stream broke or carried an error.
+            let _ = tx.send(matches!(r.outcome, "ok" | "client_disconnected"));
+        }
         if let Some(mut r) = self.rec.take() {
             r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
             if let Ok(line) = serde_json::to_string(&r) {

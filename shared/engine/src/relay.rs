@@ -9,6 +9,7 @@ use futures_util::{FutureExt, StreamExt};
 use gw_codec::{SseFrame, SseParser};
 use gw_model::{ApiError, ErrorKind, Format, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
+use gw_state::StateStore;
 use gw_translate::{Decoder, Encoder};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
@@ -26,15 +27,15 @@ enum Mode {
     Translate { dec: Decoder, enc: Encoder },
 }
 
-struct Relay<H: HttpClient, C: Clock, L: LogSink> {
-    inner: Arc<Inner<H, C, L>>,
+struct Relay<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
+    inner: Arc<Inner<H, C, L, S>>,
     client: Format,
     upstream: Format,
     rest: ByteStream,
     first: Option<Bytes>,
     parser: SseParser,
     mode: Mode,
-    log: LogGuard<H, C, L>,
+    log: LogGuard<H, C, L, S>,
     frames: Vec<SseFrame>,
     events: Vec<StreamEvent>,
     finished: bool,
@@ -44,8 +45,8 @@ struct Relay<H: HttpClient, C: Clock, L: LogSink> {
     clippy::too_many_arguments,
     reason = "one call site, all parts of one relay"
 )]
-pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
-    inner: Arc<Inner<H, C, L>>,
+pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    inner: Arc<Inner<H, C, L, S>>,
     client: Format,
     upstream: Format,
     fast: bool,
@@ -53,7 +54,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
     first: Bytes,
     rest: ByteStream,
     _upstream_headers: HeaderMap,
-    mut log: LogGuard<H, C, L>,
+    mut log: LogGuard<H, C, L, S>,
 ) -> Response<BodyStream> {
     log.set_status(200);
     // Until the stream ends cleanly, a dropped relay means the client went away.
@@ -165,7 +166,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink>(
     resp
 }
 
-impl<H: HttpClient, C: Clock, L: LogSink> Relay<H, C, L> {
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
     /// Ends the client's stream with an error event in its format.
     fn fail(&mut self, e: ApiError) -> Bytes {
         self.finished = true;
@@ -253,7 +254,10 @@ impl<H: HttpClient, C: Clock, L: LogSink> Relay<H, C, L> {
     }
 }
 
-fn note_event<H: HttpClient, C: Clock, L: LogSink>(ev: &StreamEvent, log: &mut LogGuard<H, C, L>) {
+fn note_event<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    ev: &StreamEvent,
+    log: &mut LogGuard<H, C, L, S>,
+) {
     match ev {
         StreamEvent::Start { usage, .. } => log.usage(*usage),
         StreamEvent::Usage(u) => log.usage(*u),
@@ -265,12 +269,12 @@ fn note_event<H: HttpClient, C: Clock, L: LogSink>(ev: &StreamEvent, log: &mut L
 }
 
 /// Reads what the gateway needs from one forwarded frame; false drops the frame.
-fn fast_frame<H: HttpClient, C: Clock, L: LogSink>(
+fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     format: Format,
     f: &SseFrame,
     wants_usage: bool,
     completed: &mut bool,
-    log: &mut LogGuard<H, C, L>,
+    log: &mut LogGuard<H, C, L, S>,
 ) -> bool {
     match format {
         Format::OpenAi => {

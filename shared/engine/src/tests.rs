@@ -4,6 +4,7 @@
 use super::*;
 use futures::executor::block_on;
 use gw_ports::{TransportError, TransportErrorKind};
+use gw_state::{MemoryStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -113,16 +114,33 @@ providers:
   an: {format: anthropic, base_url: 'http://an', auth: {type: header, name: x-api-key, env: [AN_KEY]}, headers: {anthropic-version: '2023-06-01'}, models: [claude-x]}
   down: {format: openai, base_url: 'http://down', auth: {type: bearer, env: [OA_KEY]}}
   nokey: {format: openai, base_url: 'http://nokey', auth: {type: bearer, env: [NOKEY_KEY]}}
+breaker: {consecutive_failures: 2, cooldown_ms: 30000}
 routes:
   chain: [down/m, nokey/m, oa/gpt-x]
   to-claude: [an/claude-x]
   strict: [oa/gpt-x, an/claude-x]
 ";
 
-fn gateway(
+/// A store that is down.
+struct BrokenStore;
+
+impl StateStore for BrokenStore {
+    async fn apply(&self, _: &str, _: &gw_state::Command, _: u64) -> Result<Reply, StoreError> {
+        Err(StoreError("connection refused".into()))
+    }
+}
+
+type Gw = Gateway<FakeHttp, TestClock, Lines, MemoryStore>;
+
+fn gateway(scripts: Vec<(&'static str, Script)>, fire: bool) -> (Gw, Lines) {
+    gateway_with(scripts, fire, MemoryStore::new())
+}
+
+fn gateway_with<S: StateStore>(
     scripts: Vec<(&'static str, Script)>,
     fire: bool,
-) -> (Gateway<FakeHttp, TestClock, Lines>, Lines) {
+    store: S,
+) -> (Gateway<FakeHttp, TestClock, Lines, S>, Lines) {
     let env = |k: &str| match k {
         "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
         "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
@@ -136,7 +154,7 @@ fn gateway(
     };
     let lines = Lines::default();
     (
-        Gateway::new(cfg, http, TestClock { fire }, lines.clone()),
+        Gateway::new(cfg, http, TestClock { fire }, lines.clone(), store),
         lines,
     )
 }
@@ -150,14 +168,15 @@ fn post(path: &str, body: Value) -> Request<Bytes> {
         .unwrap()
 }
 
-fn run(
-    g: &Gateway<FakeHttp, TestClock, Lines>,
+fn run<S: StateStore>(
+    g: &Gateway<FakeHttp, TestClock, Lines, S>,
     req: Request<Bytes>,
 ) -> (StatusCode, HeaderMap, String) {
     block_on(async {
-        let resp = g.handle(req, "rid-1".into()).await;
-        let (parts, body) = resp.into_parts();
+        let h = g.handle(req, "rid-1".into()).await;
+        let (parts, body) = h.response.into_parts();
         let chunks: Vec<Bytes> = body.collect().await;
+        h.after.await;
         let all: Vec<u8> = chunks.concat();
         (parts.status, parts.headers, String::from_utf8(all).unwrap())
     })
@@ -360,7 +379,7 @@ fn a_dropped_client_stream_is_logged_as_disconnected() {
     );
     block_on(async {
         let resp = g.handle(post("/v1/chat/completions", json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]})), "r".into()).await;
-        let mut body = resp.into_body();
+        let mut body = resp.response.into_body();
         let _first = body.next().await;
         drop(body);
     });
@@ -473,7 +492,7 @@ fn a_client_leaving_after_the_end_marker_is_a_complete_request() {
                 "/v1/chat/completions",
                 json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
             );
-            let mut body = g.handle(req, "r".into()).await.into_body();
+            let mut body = g.handle(req, "r".into()).await.response.into_body();
             let mut seen = Vec::new();
             while !String::from_utf8_lossy(&seen).contains("[DONE]") {
                 seen.extend_from_slice(&body.next().await.unwrap());
@@ -482,4 +501,121 @@ fn a_client_leaving_after_the_end_marker_is_a_complete_request() {
         });
         assert_eq!(last_log(&lines)["outcome"], "ok", "{model}");
     }
+}
+
+fn chat(model: &str) -> Request<Bytes> {
+    post(
+        "/v1/chat/completions",
+        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+}
+
+#[test]
+fn repeated_failures_open_the_breaker_and_the_target_is_skipped() {
+    let ok = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"fine"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let (g, lines) = gateway(
+        vec![
+            ("oa", Script::Status(500, "boom")),
+            ("an", Script::Status(200, ok)),
+        ],
+        false,
+    );
+    for _ in 0..2 {
+        assert_eq!(run(&g, chat("strict")).0, 200, "falls over to anthropic");
+    }
+    let calls_before = g.inner.http.seen.lock().unwrap().len();
+    assert_eq!(run(&g, chat("strict")).0, 200);
+    let seen = g.inner.http.seen.lock().unwrap();
+    assert_eq!(
+        seen.len(),
+        calls_before + 1,
+        "the open target was not called"
+    );
+    assert!(seen.last().unwrap().0.starts_with("http://an/"));
+    assert_eq!(
+        last_log(&lines)["attempts"][0]["error_class"],
+        "circuit_open"
+    );
+}
+
+#[test]
+fn every_target_open_gives_503_with_retry_after_in_the_client_format() {
+    let (g, lines) = gateway(vec![("oa", Script::Status(503, "down"))], false);
+    for _ in 0..2 {
+        assert_eq!(run(&g, chat("gpt-x")).0, 503);
+    }
+    let mut req = post(
+        "/v1/messages",
+        json!({"model": "gpt-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    req.headers_mut()
+        .insert("x-api-key", HeaderValue::from_static("proxy-key-123"));
+    let (status, headers, body) = run(&g, req);
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "30");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit open")
+    );
+    assert_eq!(
+        last_log(&lines)["attempts"][0]["error_class"],
+        "circuit_open"
+    );
+}
+
+#[test]
+fn a_stream_that_breaks_counts_as_a_failure_and_a_clean_one_does_not() {
+    let streamed = || {
+        post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let (g, _) = gateway(
+        vec![("oa", Script::SseThenBreak(OAI_STREAM[..1].to_vec()))],
+        false,
+    );
+    run(&g, streamed());
+    run(&g, streamed());
+    let (status, _, body) = run(&g, streamed());
+    assert_eq!(status, 503, "two broken streams opened the breaker: {body}");
+
+    let (g, _) = gateway(vec![("oa", Script::Sse(OAI_STREAM.to_vec()))], false);
+    for _ in 0..3 {
+        assert_eq!(run(&g, streamed()).0, 200);
+    }
+}
+
+#[test]
+fn a_store_outage_fails_open_and_is_logged() {
+    let (g, lines) = gateway_with(
+        vec![("oa", Script::Sse(OAI_STREAM.to_vec()))],
+        false,
+        BrokenStore,
+    );
+    let streamed = post(
+        "/v1/chat/completions",
+        json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(run(&g, streamed).0, 200);
+    let logs = lines.0.lock().unwrap();
+    let req_line = logs
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v.get("request_id").is_some())
+        .unwrap();
+    assert!(
+        req_line["store_error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("state_store_error")),
+        "the deferred write failure is logged too"
+    );
 }

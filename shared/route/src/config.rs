@@ -171,6 +171,8 @@ pub struct Config {
     pub providers: Vec<Provider>,
     /// Routes in file order.
     pub routes: Vec<Route>,
+    /// Circuit breaker thresholds, per provider and credential.
+    pub breaker: gw_state::BreakerConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +188,8 @@ struct RawConfig {
     providers: serde_yaml::Mapping,
     #[serde(default)]
     routes: serde_yaml::Mapping,
+    #[serde(default)]
+    breaker: gw_state::BreakerConfig,
 }
 
 impl Config {
@@ -367,6 +371,7 @@ impl Config {
             keys,
             providers,
             routes,
+            breaker: raw.breaker,
         })
     }
 

@@ -1,0 +1,162 @@
+//! Shared state as commands, not get/put.
+//!
+//! Every store (memory, the local embedded store, DynamoDB, Durable Objects) runs the same pure
+//! function, [`apply`], atomically on one record: under a mutex, in a transaction, as a
+//! conditional write on `version`, or inside the object. So the breaker's rules exist once, and
+//! stateless instances that share a store share the breaker.
+
+mod breaker;
+pub mod conformance;
+mod memory;
+
+pub use breaker::{BreakerConfig, BreakerState};
+use gw_ports::{MaybeSend, MaybeSync};
+pub use memory::MemoryStore;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// A store of records that runs [`apply`] atomically per key.
+pub trait StateStore: MaybeSend + MaybeSync + 'static {
+    /// Applies `cmd` to `key` at `now_ms` atomically and returns the reply.
+    fn apply(
+        &self,
+        key: &str,
+        cmd: &Command,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Reply, StoreError>> + MaybeSend;
+}
+
+/// One record under one key, as stored (JSON) by every implementation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Bumped by every write: conditional writes compare it.
+    pub version: u64,
+    /// Unix ms after which the record is dead (stores skip it on read; TTL deletes it later).
+    pub expires_at_ms: u64,
+    /// The value.
+    pub value: Value,
+}
+
+/// What a record holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Value {
+    /// A circuit breaker.
+    Breaker(BreakerState),
+    /// A fixed-window counter.
+    Counter {
+        /// Window start, unix ms.
+        window_start_ms: u64,
+        /// Sum in this window.
+        total: u64,
+    },
+}
+
+/// A command, applied atomically to one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// May a request go to this target now? Reserves a half-open trial when one is due.
+    Admit(BreakerConfig),
+    /// The outcome of a request that was admitted.
+    Record {
+        /// Thresholds.
+        config: BreakerConfig,
+        /// The upstream worked.
+        success: bool,
+    },
+    /// Adds to a fixed-window counter and returns the window's total.
+    Add {
+        /// Amount to add.
+        amount: u64,
+        /// Window length.
+        window_ms: u64,
+    },
+}
+
+/// A command's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Go ahead.
+    Allow,
+    /// Go ahead as a half-open trial.
+    Trial,
+    /// Open: skip this target.
+    Reject {
+        /// When it may be tried again.
+        retry_after_ms: u64,
+    },
+    /// Recorded.
+    Done,
+    /// The counter's total in the current window.
+    Total {
+        /// The total.
+        total: u64,
+    },
+}
+
+/// A store failed. The gateway fails open on these: a store outage must not stop traffic.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(pub String);
+
+/// The one transition function. `prev` is the live record (the store has already dropped an
+/// expired one); returns the record to write (`None`: leave the key as it is) and the reply.
+pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Record>, Reply) {
+    let version = prev.map_or(0, |r| r.version) + 1;
+    match cmd {
+        Command::Admit(cfg) => breaker(prev, cfg, now_ms, version, |b| b.admit(cfg, now_ms)),
+        Command::Record { config, success } => breaker(prev, config, now_ms, version, |b| {
+            (b.record(config, *success, now_ms), Reply::Done)
+        }),
+        Command::Add { amount, window_ms } => {
+            let window_start = now_ms - now_ms % window_ms.max(&1);
+            let total = match prev.map(|r| &r.value) {
+                Some(Value::Counter {
+                    window_start_ms,
+                    total,
+                }) if *window_start_ms == window_start => total + amount,
+                _ => *amount,
+            };
+            let rec = Record {
+                version,
+                expires_at_ms: window_start + window_ms.max(&1),
+                value: Value::Counter {
+                    window_start_ms: window_start,
+                    total,
+                },
+            };
+            (Some(rec), Reply::Total { total })
+        }
+    }
+}
+
+fn breaker(
+    prev: Option<&Record>,
+    cfg: &BreakerConfig,
+    now_ms: u64,
+    version: u64,
+    step: impl FnOnce(BreakerState) -> (BreakerState, Reply),
+) -> (Option<Record>, Reply) {
+    let state = match prev.map(|r| &r.value) {
+        Some(Value::Breaker(b)) => b.clone(),
+        _ => BreakerState::default(),
+    };
+    let (next, reply) = step(state);
+    if prev.is_none() && next == BreakerState::default() {
+        return (None, reply); // a healthy target needs no record at all
+    }
+    let rec = Record {
+        version,
+        expires_at_ms: now_ms + cfg.retention_ms(),
+        value: Value::Breaker(next),
+    };
+    (Some(rec), reply)
+}
+
+/// Whether a stored record is still live at `now_ms` (stores treat dead records as absent,
+/// since TTL deletion is lazy: DynamoDB may keep expired items for days).
+pub fn is_live(r: &Record, now_ms: u64) -> bool {
+    r.expires_at_ms > now_ms
+}
