@@ -44,6 +44,8 @@ impl KeySet {
 
 /// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
 /// by credential without storing the credential.
+pub mod sigv4;
+
 pub fn fingerprint(secret: &str) -> String {
     digest(secret)[..8]
         .iter()
