@@ -75,10 +75,10 @@ pub fn sign(
         h.insert("x-amz-security-token", t.clone());
     }
     let payload_hash = hex(&Sha256::digest(req.body()));
-    if s.sign_body_header {
-        if let Ok(v) = HeaderValue::from_str(&payload_hash) {
-            req.headers_mut().insert("x-amz-content-sha256", v);
-        }
+    if s.sign_body_header
+        && let Ok(v) = HeaderValue::from_str(&payload_hash)
+    {
+        req.headers_mut().insert("x-amz-content-sha256", v);
     }
     let (canonical, signed_headers) = canonical_request(req, &payload_hash, s);
     let scope = format!("{date}/{region}/{service}/aws4_request");
@@ -159,10 +159,10 @@ pub fn canonical_request(
             None => headers.push((name.as_str().to_owned(), v)),
         }
     }
-    if !headers.iter().any(|(n, _)| n == "host") {
-        if let Some(a) = uri.authority() {
-            headers.push(("host".into(), a.as_str().to_owned()));
-        }
+    if !headers.iter().any(|(n, _)| n == "host")
+        && let Some(a) = uri.authority()
+    {
+        headers.push(("host".into(), a.as_str().to_owned()));
     }
     headers.sort();
     let signed = headers

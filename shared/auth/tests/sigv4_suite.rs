@@ -11,9 +11,8 @@ fn parse_request(raw: &str) -> http::Request<Bytes> {
     let (head, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
     let mut lines = head.lines();
     let first = lines.next().unwrap();
-    let mut parts = first.splitn(2, ' ');
-    let method = parts.next().unwrap();
-    let rest = parts.next().unwrap();
+    let (method, rest) = first.split_once(' ').unwrap();
+
     let target = rest.rsplit_once(' ').map_or(rest, |(t, _)| t);
     // http::Uri takes ASCII only: raw bytes and spaces are sent percent-encoded.
     let mut uri = String::new();
