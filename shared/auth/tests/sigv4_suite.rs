@@ -1,6 +1,9 @@
 //! The AWS SigV4 signing test suite (header signing): canonical request, string to sign and
 //! signature for every case in tests/aws-signing-test-suite/v4.
-#![allow(clippy::unwrap_used, reason = "a test harness: a malformed fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test harness: a malformed fixture should fail loudly"
+)]
 
 use bytes::Bytes;
 use gw_auth::sigv4::{self, Credentials, Settings};

@@ -7,6 +7,7 @@
 
 mod breaker;
 pub mod conformance;
+pub mod dynamo;
 mod memory;
 
 pub use breaker::{BreakerConfig, BreakerState};

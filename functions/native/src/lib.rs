@@ -1,0 +1,175 @@
+//! Ports for the native runtimes (the local server and AWS Lambda): outbound HTTP through
+//! reqwest, the system clock, one log line per write to stderr, and a DynamoDB store configured
+//! the AWS way. Both binaries use these, so they cannot drift apart.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use gw_auth::sigv4::Credentials;
+use gw_ports::{
+    ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportError, TransportErrorKind,
+};
+use gw_route::Config;
+use gw_state::dynamo::DynamoStore;
+use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
+use std::io::Write;
+use std::time::Duration;
+
+/// The configuration built into every binary.
+pub const EMBEDDED_CONFIG: &str = include_str!("../../../config/gateway.yaml");
+
+/// Outbound HTTP through reqwest (rustls, pooled connections).
+#[derive(Clone)]
+pub struct Reqwest(pub reqwest::Client);
+
+impl Reqwest {
+    /// A pooled client; `connect_timeout_ms` bounds the TCP + TLS handshake.
+    pub fn new(connect_timeout_ms: u64) -> Result<Self, String> {
+        reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_millis(connect_timeout_ms))
+            .build()
+            .map(Self)
+            .map_err(|e| format!("cannot build HTTP client: {e}"))
+    }
+}
+
+impl HttpClient for Reqwest {
+    async fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<ByteStream>, TransportError> {
+        let (parts, body) = req.into_parts();
+        let resp = self
+            .0
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let mut b = http::Response::builder().status(resp.status());
+        if let Some(h) = b.headers_mut() {
+            *h = resp.headers().clone();
+        }
+        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
+        b.body(stream)
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> TransportError {
+    let kind = if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
+    } else {
+        TransportErrorKind::Other
+    };
+    // URLs stay out of messages: some providers take keys in the query string.
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    TransportError::new(kind, msg)
+}
+
+/// The system clock, with tokio timers.
+#[derive(Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the adapter is where the clock is read"
+    )]
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_micros() as u64)
+    }
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Log lines to stderr (the terminal locally, CloudWatch on Lambda).
+pub struct Stderr;
+
+impl LogSink for Stderr {
+    fn emit(&self, line: &str) {
+        // One write per line: lines from concurrent requests never interleave.
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&buf);
+    }
+}
+
+/// Loads a config, interpolating `${VAR}` from the process environment.
+pub fn load_config(text: &str, name: &str) -> Result<Config, String> {
+    Config::load(text, name, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
+}
+
+/// A store every native runtime can share with others, or keep to itself.
+pub enum SharedStore {
+    /// This process only.
+    Memory(MemoryStore),
+    /// One DynamoDB table for every instance (gateways, Lambda invocations).
+    Dynamo(DynamoStore<Reqwest>),
+}
+
+impl StateStore for SharedStore {
+    async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
+        match self {
+            Self::Memory(s) => s.apply_now(key, cmd, now_ms),
+            Self::Dynamo(s) => s.apply(key, cmd, now_ms).await,
+        }
+    }
+}
+
+/// A DynamoDB table configured the AWS way: `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (Lambda sets all four), and
+/// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) for DynamoDB Local.
+pub fn dynamo_from_env(
+    table: &str,
+    http: &Reqwest,
+) -> Result<(DynamoStore<Reqwest>, String), String> {
+    dynamo_from(table, http, &|k| std::env::var(k).ok())
+}
+
+/// [`dynamo_from_env`] over any variable lookup (tests).
+pub fn dynamo_from(
+    table: &str,
+    http: &Reqwest,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(DynamoStore<Reqwest>, String), String> {
+    let var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let endpoint = var("AWS_ENDPOINT_URL_DYNAMODB")
+        .or_else(|| var("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://dynamodb.{region}.amazonaws.com"));
+    let creds = Credentials {
+        access_key_id: var("AWS_ACCESS_KEY_ID").ok_or("DynamoDB state needs AWS_ACCESS_KEY_ID")?,
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY")
+            .ok_or("DynamoDB state needs AWS_SECRET_ACCESS_KEY")?,
+        session_token: var("AWS_SESSION_TOKEN"),
+    };
+    let store = DynamoStore::new(
+        http.clone(),
+        endpoint.clone(),
+        region,
+        table.to_owned(),
+        creds,
+    );
+    Ok((store, endpoint))
+}
