@@ -255,6 +255,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         headers: &HeaderMap,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Result<(), ApiError> {
+        if self.inner.keys.is_empty() {
+            // Serverless runtimes cannot print a generated key; never run open instead.
+            log.outcome("unauthenticated");
+            return Err(ApiError::new(
+                ErrorKind::Authentication,
+                "this gateway has no proxy key configured: set GATEWAY_PROXY_KEY (e.g. `wrangler secret put GATEWAY_PROXY_KEY`, or the ProxyKey parameter of the SAM stack)",
+            ));
+        }
         let Some(presented) = gw_auth::presented_key(headers) else {
             log.outcome("unauthenticated");
             return Err(ApiError::new(

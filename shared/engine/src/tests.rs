@@ -619,3 +619,33 @@ fn a_store_outage_fails_open_and_is_logged() {
         "the deferred write failure is logged too"
     );
 }
+
+#[test]
+fn no_configured_proxy_key_refuses_every_request_and_says_how_to_set_one() {
+    let env = |k: &str| match k {
+        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
+        _ => None,
+    };
+    let cfg = Config::load(YAML, "t.yaml", &env).unwrap();
+    assert!(cfg.keys.is_empty());
+    let g = Gateway::new(
+        cfg,
+        FakeHttp::default(),
+        TestClock { fire: false },
+        Lines::default(),
+        MemoryStore::new(),
+    );
+    // Even an empty presented key must not match an empty key set.
+    let mut req = post(
+        "/v1/messages",
+        json!({"model": "claude-x", "max_tokens": 5, "messages": []}),
+    );
+    req.headers_mut()
+        .insert("authorization", HeaderValue::from_static("Bearer "));
+    let (status, _, body) = run(&g, req);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "error");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("GATEWAY_PROXY_KEY"), "{msg}");
+}
