@@ -429,7 +429,8 @@ class GatewayFactory:
         fenv = self.runtime_env(config, extra_env)
         fenv["GW_TEST_ENDPOINTS"] = "1"
         var_file = workdir / "worker.vars"
-        var_file.write_text(json.dumps(fenv))
+        quote = lambda v: '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        var_file.write_text("".join(f"{k}={quote(v)}\n" for k, v in fenv.items()))
         persist = persist or workdir / "persist"
         port = free_port()
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "W") if k in os.environ}
