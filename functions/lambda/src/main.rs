@@ -57,7 +57,9 @@ fn build() -> Result<Gw, String> {
         }
     };
     if cfg.keys.is_empty() {
-        eprintln!("gateway: no proxy key configured (GATEWAY_PROXY_KEY): every request is refused");
+        eprintln!(
+            "gateway: no proxy key configured (GATEWAY_PROXY_KEY): every API request gets a 503"
+        );
     }
     Ok(Gateway::new(cfg, http, SystemClock, Stderr, store))
 }

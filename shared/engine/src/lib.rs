@@ -256,12 +256,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         log: &mut LogGuard<H, C, L, S>,
     ) -> Result<(), ApiError> {
         if self.inner.keys.is_empty() {
-            // Serverless runtimes cannot print a generated key; never run open instead.
+            // Serverless runtimes cannot print a generated key; never run open instead. A
+            // server-side misconfiguration, so a 5xx rather than a 401 blaming the client.
             log.outcome("unauthenticated");
             return Err(ApiError::new(
-                ErrorKind::Authentication,
-                "this gateway has no proxy key configured: set GATEWAY_PROXY_KEY (e.g. `wrangler secret put GATEWAY_PROXY_KEY`, or the ProxyKey parameter of the SAM stack)",
-            ));
+                ErrorKind::Api,
+                "this gateway has no proxy key configured: set GATEWAY_PROXY_KEY (`wrangler secret put GATEWAY_PROXY_KEY` on Workers, the ProxyKey parameter of the SAM stack on Lambda)",
+            )
+            .with_status(503)
+            .with_code("proxy_key_not_configured"));
         }
         let Some(presented) = gw_auth::presented_key(headers) else {
             log.outcome("unauthenticated");

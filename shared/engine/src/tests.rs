@@ -643,9 +643,22 @@ fn no_configured_proxy_key_refuses_every_request_and_says_how_to_set_one() {
     req.headers_mut()
         .insert("authorization", HeaderValue::from_static("Bearer "));
     let (status, _, body) = run(&g, req);
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["type"], "error");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("GATEWAY_PROXY_KEY"), "{msg}");
+    // The OpenAI shape too, with a code a client can act on; /health still answers.
+    let (status, _, body) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "messages": []}),
+        ),
+    );
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "proxy_key_not_configured");
+    let health = Request::get("/health").body(Bytes::new()).unwrap();
+    assert_eq!(run(&g, health).0, StatusCode::OK);
 }
