@@ -90,10 +90,10 @@ ensure_workers_toolchain() {
   fi
   # wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
   if [ ! -x "$W/tools/bin/wasm-bindgen" ] || ! "$W/tools/bin/wasm-bindgen" --version | grep -q '0.2.130'; then
-    PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" wasm-bindgen-cli --version =0.2.130
+    env -u CARGO_TARGET_DIR PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" wasm-bindgen-cli --version =0.2.130
   fi
   if [ ! -x "$W/tools/bin/worker-build" ]; then
-    PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" worker-build --version =0.8.7
+    env -u CARGO_TARGET_DIR PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" worker-build --version =0.8.7
   fi
   # worker-build probes for a wasm32 std with this exact command; -Zbuild-std makes one instead.
   mkdir -p "$W/shims" "$W/fake-wasm32-libdir"

@@ -104,6 +104,21 @@ impl Default for BreakerState {
 }
 
 impl BreakerState {
+    /// Closed with nothing to remember: no failures in a row or in the window, no past trips.
+    /// Equivalent to having no record (the window's success count is not kept before its first
+    /// failure, so the failure rate is counted from there).
+    pub(crate) fn is_clean(&self) -> bool {
+        matches!(
+            self,
+            Self::Closed {
+                consecutive: 0,
+                failed: 0,
+                trips: 0,
+                ..
+            }
+        )
+    }
+
     pub(crate) fn admit(self, cfg: &BreakerConfig, now: u64) -> (Self, Reply) {
         match self {
             Self::Closed { .. } => (self, Reply::Allow),
@@ -309,10 +324,50 @@ mod tests {
     #[test]
     fn opens_on_failure_rate_over_the_window() {
         let mut s = Sim(None);
-        for i in 0..10 {
-            s.record(i % 2 == 0, i); // alternate: never 3 in a row, 50 % failures
+        // Alternate from the first failure: never 3 in a row; 6 failures of 11 (over 50 %).
+        for i in 0..11 {
+            s.record(i % 2 == 1, i);
         }
-        assert!(matches!(s.admit(10), Reply::Reject { .. }));
+        assert!(matches!(s.admit(11), Reply::Reject { .. }));
+    }
+
+    #[test]
+    fn healthy_traffic_writes_nothing_once_a_failure_has_aged_out() {
+        let mut s = Sim(None);
+        let writes = std::cell::Cell::new(0);
+        let record = |s: &mut Sim, ok: bool, now: u64| {
+            let cmd = Command::Record {
+                config: cfg(),
+                success: ok,
+            };
+            let live = s.0.as_ref().filter(|r| crate::is_live(r, now));
+            let (next, _) = apply(live, &cmd, now);
+            if let Some(n) = next {
+                writes.set(writes.get() + 1);
+                s.0 = Some(n);
+            }
+        };
+        for i in 0..100 {
+            record(&mut s, true, i);
+        }
+        record(&mut s, false, 100);
+        for i in 101..1_100 {
+            record(&mut s, true, i); // counted while the failure is in the window, then a tombstone
+        }
+        assert!(
+            s.0.as_ref().is_some_and(|r| !crate::is_live(r, 1_100)),
+            "the window rolled: the record became a tombstone"
+        );
+        let before = writes.get();
+        for i in 1_100..2_000 {
+            record(&mut s, true, i);
+        }
+        assert_eq!(writes.get(), before, "healthy traffic writes nothing");
+        assert_eq!(s.admit(2_000), Reply::Allow);
+        assert!(
+            s.0.as_ref().is_none_or(|r| !crate::is_live(r, 2_000)),
+            "the tombstone reads as no record"
+        );
     }
 
     #[test]

@@ -145,8 +145,19 @@ fn breaker(
         _ => BreakerState::default(),
     };
     let (next, reply) = step(state);
-    if prev.is_none() && next == BreakerState::default() {
-        return (None, reply); // a healthy target needs no record at all
+    if next.is_clean() {
+        // A healthy target needs no record at all, so healthy traffic costs no writes: none
+        // while there is no record, one tombstone (already expired, so every store reads it as
+        // absent) when a record becomes clean again.
+        let Some(prev) = prev else {
+            return (None, reply);
+        };
+        let tombstone = Record {
+            version,
+            expires_at_ms: now_ms.min(prev.expires_at_ms),
+            value: Value::Breaker(BreakerState::default()),
+        };
+        return (Some(tombstone), reply);
     }
     let rec = Record {
         version,

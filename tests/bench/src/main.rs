@@ -297,8 +297,20 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
+    let state = args
+        .iter()
+        .position(|a| a == "--state")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "memory".into());
+    println!("gateway state store: {state}");
     let mut child = tokio::process::Command::new(&gateway)
-        .args(["--listen", &format!("127.0.0.1:{gw_port}")])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--state",
+            &state,
+        ])
         .env("GATEWAY_PROXY_KEY", KEY)
         .env("OPENAI_API_KEY", "upstream-key")
         .env("ANTHROPIC_API_KEY", "upstream-key")
