@@ -662,3 +662,60 @@ fn no_configured_proxy_key_refuses_every_request_and_says_how_to_set_one() {
     let health = Request::get("/health").body(Bytes::new()).unwrap();
     assert_eq!(run(&g, health).0, StatusCode::OK);
 }
+
+/// Records which commands reach the store, in order.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: std::sync::Arc<MemoryStore>,
+    seen: std::sync::Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl StateStore for CountingStore {
+    async fn apply(
+        &self,
+        key: &str,
+        cmd: &gw_state::Command,
+        now: u64,
+    ) -> Result<Reply, StoreError> {
+        self.seen.lock().unwrap().push(match cmd {
+            gw_state::Command::Admit(_) => "admit",
+            gw_state::Command::Record { .. } => "record",
+            gw_state::Command::Add { .. } => "add",
+        });
+        self.inner.apply(key, cmd, now).await
+    }
+}
+
+#[test]
+fn one_store_round_trip_before_the_upstream_and_one_after_the_response() {
+    for stream in [false, true] {
+        let store = CountingStore::default();
+        let script = if stream {
+            Script::Sse(OAI_STREAM.to_vec())
+        } else {
+            Script::Status(
+                200,
+                r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+            )
+        };
+        let (g, _) = gateway_with(vec![("oa", script)], false, store.clone());
+        let req = post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-x", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        block_on(async {
+            let h = g.handle(req, "rid".into()).await;
+            assert_eq!(h.response.status(), 200);
+            let body: Vec<Bytes> = h.response.into_body().collect().await;
+            assert!(!body.is_empty());
+            // The whole response is out and only the admission has touched the store.
+            assert_eq!(*store.seen.lock().unwrap(), ["admit"], "stream={stream}");
+            h.after.await;
+        });
+        assert_eq!(
+            *store.seen.lock().unwrap(),
+            ["admit", "record"],
+            "stream={stream}"
+        );
+    }
+}
