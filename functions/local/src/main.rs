@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::Gateway;
 use gw_native::{EMBEDDED_CONFIG, Reqwest, SharedStore, Stderr, SystemClock};
-use gw_ports::Clock;
 use gw_route::{Config, KeySpec};
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use http_body_util::{BodyExt, StreamBody};
@@ -58,7 +57,7 @@ impl StateStore for LocalStore {
 /// the permission to do so, else it must exist.
 async fn open_dynamo(table: &str, http: &Reqwest) -> Result<LocalStore, String> {
     let (store, endpoint) = gw_native::dynamo_from_env(table, http)?;
-    if let Err(e) = store.create_table(SystemClock.now().0 / 1000).await {
+    if let Err(e) = store.create_table().await {
         eprintln!(
             "gateway: could not create DynamoDB table {table} at {endpoint} ({e}); assuming it exists"
         );

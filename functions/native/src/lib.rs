@@ -123,7 +123,7 @@ pub enum SharedStore {
     /// This process only.
     Memory(MemoryStore),
     /// One DynamoDB table for every instance (gateways, Lambda invocations).
-    Dynamo(DynamoStore<Reqwest>),
+    Dynamo(DynamoStore<Reqwest, SystemClock>),
 }
 
 impl StateStore for SharedStore {
@@ -141,7 +141,7 @@ impl StateStore for SharedStore {
 pub fn dynamo_from_env(
     table: &str,
     http: &Reqwest,
-) -> Result<(DynamoStore<Reqwest>, String), String> {
+) -> Result<(DynamoStore<Reqwest, SystemClock>, String), String> {
     dynamo_from(table, http, &|k| std::env::var(k).ok())
 }
 
@@ -150,7 +150,7 @@ pub fn dynamo_from(
     table: &str,
     http: &Reqwest,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(DynamoStore<Reqwest>, String), String> {
+) -> Result<(DynamoStore<Reqwest, SystemClock>, String), String> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let region = var("AWS_REGION")
         .or_else(|| var("AWS_DEFAULT_REGION"))
@@ -166,6 +166,7 @@ pub fn dynamo_from(
     };
     let store = DynamoStore::new(
         http.clone(),
+        SystemClock,
         endpoint.clone(),
         region,
         table.to_owned(),

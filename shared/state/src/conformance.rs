@@ -154,5 +154,35 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
         trials == 1,
         "exactly one half-open trial under a race, got {trials}"
     );
+    // No lost update on a key that had a record before (now a tombstone): 10 concurrent
+    // failures against a threshold of 10 must open the breaker.
+    let k = format!("{prefix}:lost");
+    let ten = BreakerConfig {
+        consecutive_failures: 10,
+        failure_rate_percent: 0,
+        ..cfg()
+    };
+    let rec = |success, now| {
+        run(
+            s,
+            &k,
+            Command::Record {
+                config: ten.clone(),
+                success,
+            },
+            now,
+        )
+    };
+    rec(false, t0).await?;
+    rec(true, t0 + ten.window_ms).await?; // the window rolled: clean again, a tombstone
+    let later = t0 + ten.window_ms + 1;
+    for r in join_all((0..10).map(|_| rec(false, later))).await {
+        r?;
+    }
+    let r = run(s, &k, Command::Admit(ten.clone()), later + 1).await?;
+    check!(
+        matches!(r, Reply::Reject { .. }),
+        "10 concurrent failures must all count, got {r:?}"
+    );
     Ok(())
 }

@@ -3,22 +3,25 @@
 //!
 //! Table: hash key `pk` (S); attributes `v` (the record, JSON), `ver` (N), `expires_at` (N, unix
 //! seconds, the table's TTL attribute). Breaker commands read consistently, then write only when
-//! the state changes, conditioned on the version read (retried on conflict). Counters use one
-//! atomic `UpdateItem ADD` on a per-window key.
+//! the state changes, conditioned on the version read (retried on conflict after a short jittered
+//! pause). `ver` only ever grows, even across expired records and tombstones, so a stale writer's
+//! condition can never match again. Counters use one atomic `UpdateItem ADD` on a per-window key.
+//! Requests are signed with the clock's time, not the command's `now_ms` (which tests may set).
 
 use crate::{Command, Record, Reply, StateStore, StoreError, apply, is_live};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_auth::sigv4::{self, Credentials};
-use gw_ports::HttpClient;
+use gw_ports::{Clock, HttpClient};
 use serde_json::{Value, json};
 
-/// Optimistic writes give up after this many conflicts in a row.
-const MAX_CONFLICTS: usize = 64;
+/// Optimistic writes give up after this many conflicts in a row (the engine then fails open).
+const MAX_CONFLICTS: u32 = 16;
 
 /// A DynamoDB table as a [`StateStore`].
-pub struct DynamoStore<H> {
+pub struct DynamoStore<H, C> {
     http: H,
+    clock: C,
     endpoint: String,
     region: String,
     table: String,
@@ -30,10 +33,11 @@ enum Call {
     ConditionFailed,
 }
 
-impl<H: HttpClient> DynamoStore<H> {
+impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
     /// `endpoint`: `https://dynamodb.<region>.amazonaws.com`, or a local server's URL.
     pub fn new(
         http: H,
+        clock: C,
         endpoint: String,
         region: String,
         table: String,
@@ -41,6 +45,7 @@ impl<H: HttpClient> DynamoStore<H> {
     ) -> Self {
         Self {
             http,
+            clock,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region,
             table,
@@ -48,7 +53,7 @@ impl<H: HttpClient> DynamoStore<H> {
         }
     }
 
-    async fn call(&self, op: &str, body: Value, now_ms: u64) -> Result<Call, StoreError> {
+    async fn call(&self, op: &str, body: Value) -> Result<Call, StoreError> {
         let mut req = http::Request::post(format!("{}/", self.endpoint))
             .header("content-type", "application/x-amz-json-1.0")
             .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
@@ -67,7 +72,7 @@ impl<H: HttpClient> DynamoStore<H> {
             &self.creds,
             &self.region,
             "dynamodb",
-            now_ms / 1000,
+            self.clock.now().0 / 1_000_000,
             sigv4::Settings::default(),
         );
         let resp = self
@@ -94,32 +99,69 @@ impl<H: HttpClient> DynamoStore<H> {
             .or_else(|| v.get("Message"))
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // A signature mismatch quotes the canonical request, session token included: cut it.
+        let msg = msg
+            .split("The Canonical String")
+            .next()
+            .unwrap_or_default()
+            .trim();
         Err(StoreError(format!(
             "DynamoDB {op} failed ({status}): {} {msg}",
             ty.rsplit('#').next().unwrap_or(ty)
         )))
     }
 
-    /// Creates the table with TTL on `expires_at` (tests and first-run helpers; SAM creates it in AWS).
-    pub async fn create_table(&self, now_ms: u64) -> Result<(), StoreError> {
+    /// Creates the table (if missing) and turns TTL on `expires_at` on (if not yet): for tests and
+    /// first runs; SAM creates it in AWS. Waits, bounded, for a new table to become active.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
         let body = json!({
             "TableName": self.table,
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "BillingMode": "PAY_PER_REQUEST",
         });
-        match self.call("CreateTable", body, now_ms).await {
+        match self.call("CreateTable", body).await {
             Ok(_) => {}
-            Err(e) if e.0.contains("ResourceInUseException") => return Ok(()),
+            Err(e) if e.0.contains("ResourceInUseException") => {}
             Err(e) => return Err(e),
         }
+        for _ in 0..120 {
+            let d = self
+                .call("DescribeTable", json!({"TableName": self.table}))
+                .await?;
+            let status = match &d {
+                Call::Ok(v) => v.pointer("/Table/TableStatus").and_then(Value::as_str),
+                Call::ConditionFailed => None,
+            };
+            if status == Some("ACTIVE") {
+                break;
+            }
+            self.clock.sleep(500).await;
+        }
         let ttl = json!({"TableName": self.table, "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": true}});
-        self.call("UpdateTimeToLive", ttl, now_ms).await.map(|_| ())
+        match self.call("UpdateTimeToLive", ttl).await {
+            Ok(_) => Ok(()),
+            // Already on (a second start): nothing to do.
+            Err(e) if e.0.contains("already enabled") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn breaker(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
-        for _ in 0..MAX_CONFLICTS {
-            let got = self.call("GetItem", json!({"TableName": self.table, "Key": {"pk": {"S": key}}, "ConsistentRead": true}), now_ms).await?;
+        for attempt in 0..MAX_CONFLICTS {
+            if attempt > 0 {
+                // Another instance won the race: let it finish before reading again.
+                let jitter = self.clock.now().0 % 10_000;
+                self.clock
+                    .sleep(((5_000 << attempt.min(5)) + jitter) / 1_000)
+                    .await;
+            }
+            let got = self
+                .call(
+                    "GetItem",
+                    json!({"TableName": self.table, "Key": {"pk": {"S": key}}, "ConsistentRead": true}),
+                )
+                .await?;
             let Call::Ok(v) = got else { continue };
             let item = v.get("Item");
             let stored_ver = item
@@ -132,7 +174,14 @@ impl<H: HttpClient> DynamoStore<H> {
                 .and_then(|s| serde_json::from_str(s).ok())
                 .filter(|r| is_live(r, now_ms));
             let (next, reply) = apply(prev.as_ref(), cmd, now_ms);
-            let Some(next) = next else { return Ok(reply) };
+            let Some(mut next) = next else {
+                return Ok(reply);
+            };
+            // Versions grow from what is stored, dead or alive: never back to 1.
+            next.version = stored_ver
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(next.version, |v| next.version.max(v + 1));
             let mut put = json!({
                 "TableName": self.table,
                 "Item": {
@@ -149,7 +198,7 @@ impl<H: HttpClient> DynamoStore<H> {
                 }
                 None => put["ConditionExpression"] = json!("attribute_not_exists(pk)"),
             }
-            match self.call("PutItem", put, now_ms).await? {
+            match self.call("PutItem", put).await? {
                 Call::Ok(_) => return Ok(reply),
                 Call::ConditionFailed => {} // someone else wrote first: read again
             }
@@ -160,7 +209,7 @@ impl<H: HttpClient> DynamoStore<H> {
     }
 }
 
-impl<H: HttpClient> StateStore for DynamoStore<H> {
+impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
     async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
         match cmd {
             Command::Add { amount, window_ms } => {
@@ -174,7 +223,7 @@ impl<H: HttpClient> StateStore for DynamoStore<H> {
                     "ExpressionAttributeValues": {":n": {"N": amount.to_string()}, ":e": {"N": (start + w).div_ceil(1000).to_string()}},
                     "ReturnValues": "UPDATED_NEW",
                 });
-                match self.call("UpdateItem", body, now_ms).await? {
+                match self.call("UpdateItem", body).await? {
                     Call::Ok(v) => {
                         let total = v
                             .pointer("/Attributes/total/N")

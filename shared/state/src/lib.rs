@@ -159,6 +159,9 @@ fn breaker(
         };
         return (Some(tombstone), reply);
     }
+    if prev.is_some_and(|p| matches!(&p.value, Value::Breaker(b) if *b == next)) {
+        return (None, reply); // unchanged: admitting to a closed breaker, a late answer, ...
+    }
     let rec = Record {
         version,
         expires_at_ms: now_ms + cfg.retention_ms(),
