@@ -18,7 +18,7 @@ use gw_ports::{
     BodyStream, BoxFuture, ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportErrorKind,
 };
 use gw_route::{AuthSpec, Config, Provider, Target};
-use gw_state::{Command, Reply, StateStore};
+use gw_state::{Command, Reply, StateStore, StoreError};
 use gw_translate::EncodeOpts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use log::LogGuard;
@@ -51,6 +51,27 @@ pub(crate) struct Inner<H, C, L, S> {
     pub(crate) clock: C,
     pub(crate) log: L,
     store: S,
+}
+
+impl<H, C: Clock, L, S: StateStore> Inner<H, C, L, S> {
+    /// One store command, bounded by `timeouts.store_ms`: a slow or unreachable store must not
+    /// hold requests up (the caller fails open on the error).
+    async fn store_apply(
+        &self,
+        key: &str,
+        cmd: &Command,
+        now_ms: u64,
+    ) -> Result<Reply, StoreError> {
+        let limit = self.cfg.timeouts.store_ms.max(1);
+        let call = std::pin::pin!(self.store.apply(key, cmd, now_ms));
+        let timer = std::pin::pin!(self.clock.sleep(limit));
+        match select(call, timer).await {
+            Either::Left((r, _)) => r,
+            Either::Right(((), _)) => Err(StoreError(format!(
+                "no answer within {limit} ms (timeouts.store_ms)"
+            ))),
+        }
+    }
 }
 
 /// Store writes that wait until the response is on its way (breaker outcomes).
@@ -217,7 +238,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         success,
                     };
                     let now_ms = inner.clock.now().0 / 1000;
-                    if let Err(e) = inner.store.apply(&key, &cmd, now_ms).await {
+                    if let Err(e) = inner.store_apply(&key, &cmd, now_ms).await {
                         let line = json!({"event": "state_store_error", "key": key, "error": e.to_string()});
                         inner.log.emit(&inner.scrub.scrub(&line.to_string()));
                     }
@@ -456,8 +477,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let bkey = breaker_key(p);
             match self
                 .inner
-                .store
-                .apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000)
+                .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000)
                 .await
             {
                 Ok(Reply::Reject { retry_after_ms }) => {

@@ -719,3 +719,34 @@ fn one_store_round_trip_before_the_upstream_and_one_after_the_response() {
         );
     }
 }
+
+/// A store that never answers (a black-holed DynamoDB endpoint).
+struct HangingStore;
+
+impl StateStore for HangingStore {
+    async fn apply(&self, _: &str, _: &gw_state::Command, _: u64) -> Result<Reply, StoreError> {
+        futures_util::future::pending().await
+    }
+}
+
+#[test]
+fn a_store_that_never_answers_is_timed_out_and_traffic_flows() {
+    // `fire`: every timer fires at once, so the store's time limit passes immediately.
+    let (g, lines) = gateway_with(
+        vec![("oa", Script::Sse(OAI_STREAM.to_vec()))],
+        true,
+        HangingStore,
+    );
+    let streamed = post(
+        "/v1/chat/completions",
+        json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let (status, _, body) = run(&g, streamed);
+    assert_eq!(status, 200);
+    assert!(body.contains("Hel") && body.contains("[DONE]"), "{body}");
+    let logs = lines.0.lock().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("timeouts.store_ms")),
+        "the timeout is logged: {logs:?}"
+    );
+}

@@ -47,6 +47,8 @@ pub struct Timeouts {
     pub total_ms: u64,
     /// Longest silence inside a stream.
     pub stream_idle_ms: u64,
+    /// Longest wait for the state store per command; past it the gateway fails open.
+    pub store_ms: u64,
 }
 
 impl Default for Timeouts {
@@ -55,6 +57,7 @@ impl Default for Timeouts {
             per_attempt_ms: 60_000,
             total_ms: 180_000,
             stream_idle_ms: 300_000,
+            store_ms: 1_000,
         }
     }
 }
