@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 type Gw = Gateway<Reqwest, SystemClock, Stderr, SharedStore>;
 type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Error>;
 
-/// The config text and a name for errors: `GATEWAY_CONFIG` (a file path, or inline YAML) or the
-/// built-in `config/gateway.yaml`.
+/// The config text and a name for errors: `GATEWAY_CONFIG` (the path of a file in the bundle or
+/// a layer, else inline YAML, which may be one line of flow YAML from a SAM parameter) or the
+/// built-in `config/gateway.yaml`. The value itself is never echoed: it may hold keys.
 fn config_source(var: Option<String>) -> Result<(String, String), String> {
     let Some(v) = var.filter(|v| !v.trim().is_empty()) else {
         return Ok((
@@ -25,12 +26,11 @@ fn config_source(var: Option<String>) -> Result<(String, String), String> {
             "config/gateway.yaml (built in)".into(),
         ));
     };
-    if !v.contains('\n') {
-        return std::fs::read_to_string(&v)
-            .map(|t| (t, v.clone()))
-            .map_err(|e| {
-                format!("GATEWAY_CONFIG: {v}: cannot read: {e} (give a path or inline YAML)")
-            });
+    let path = std::path::Path::new(v.trim());
+    if !v.contains('\n') && path.is_file() {
+        return std::fs::read_to_string(path)
+            .map(|t| (t, v.trim().to_owned()))
+            .map_err(|e| format!("GATEWAY_CONFIG: cannot read the file it names: {e}"));
     }
     Ok((v, "GATEWAY_CONFIG (inline)".into()))
 }

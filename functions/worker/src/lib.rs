@@ -38,8 +38,14 @@ fn load_gateway(env: &Env) -> Result<Gw, ApiError> {
         Some(t) => (t, "GATEWAY_CONFIG (variable)"),
         None => (EMBEDDED_CONFIG.to_owned(), "config/gateway.yaml (built in)"),
     };
-    let cfg = Config::load(&text, name, &|k| lookup(env, k))
-        .map_err(|e| not_ready("config_error", format!("config error: {e}")))?;
+    let cfg = Config::load(&text, name, &|k| lookup(env, k)).map_err(|e| {
+        // The detail can quote the config, keys included: it goes to the log, not to callers.
+        worker::console_error!("gateway: config error: {e}");
+        not_ready(
+            "config_error",
+            "the gateway's configuration is invalid; the reason is in the Worker's logs (`wrangler tail`)".into(),
+        )
+    })?;
     // No generated key here, unlike the local server (nobody would see it): with no key the
     // engine refuses every request with a 503 naming GATEWAY_PROXY_KEY.
     let store = DoStore::new(env).map_err(|e| not_ready("state_not_configured", e))?;
