@@ -53,7 +53,10 @@ printf 'Worker wasm: %s bytes, gzip %s bytes\n' "$(stat -c %s functions/worker/b
   "$(gzip -9c functions/worker/build/*.wasm | wc -c)"
 
 log "end-to-end: official SDKs against the local gateway, Lambda (cargo lambda watch) and the Worker (wrangler dev)"
-cargo build -q -p gw-local --bin gateway -p gw-lambda --bin gateway-lambda
+cargo build -q -p gw-local --bin gateway
+# Alone, as `cargo lambda watch` builds it (`cargo run` in functions/lambda): features unify the same
+# way, so the emulator's first invocation finds it fresh instead of recompiling.
+(cd functions/lambda && cargo build -q --bin gateway-lambda)
 ensure_venv tests/e2e/requirements.txt
 GATEWAY_BIN="$CARGO_TARGET_DIR/debug/gateway" CARGO_LAMBDA="$LAMBDA_VENV/bin/cargo-lambda" \
   "$VENV_PY" -m pytest -q -p no:cacheprovider tests/e2e

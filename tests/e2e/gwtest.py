@@ -415,7 +415,16 @@ class GatewayFactory:
         gw = Gateway(name, proc, port, workdir, url=f"http://127.0.0.1:{port}/lambda-url/gateway-lambda",
                      log_name="lambda.log", group=True)
         self.started.append(gw)
-        ok, err = self._wait_ready(gw, timeout=300)  # the first invocation may have to compile
+        # The first invocation may have to compile the function (`cargo run`): wait for it in one
+        # request, since a client that gives up mid-invocation makes the emulator drop the function.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and gw.alive():
+            try:
+                if raw_request(gw.url, "GET", "/health", timeout=300).status == 200:
+                    break
+            except (OSError, AssertionError):
+                time.sleep(0.1)  # the emulator is not listening yet
+        ok, err = self._wait_ready(gw, timeout=30)
         if not ok:
             gw.stop()
             raise RuntimeError(f"the Lambda function did not become ready: {err}")
