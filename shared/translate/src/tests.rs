@@ -910,3 +910,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The Anthropic delta event is written by hand for speed: byte for byte what serializing
+    /// the event as JSON gives, for any text (quotes, control characters, any Unicode).
+    #[test]
+    fn anthropic_delta_events_are_exact_json(text in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}\u{2028}😀]{0,8}", kind in 0u8..4, index in 0u32..1000) {
+        let (delta, ty, field) = match kind {
+            0 => (Delta::Text(text.clone()), "text_delta", "text"),
+            1 => (Delta::ToolArgs(text.clone()), "input_json_delta", "partial_json"),
+            2 => (Delta::Thinking(text.clone()), "thinking_delta", "thinking"),
+            _ => (Delta::Signature(text.clone()), "signature_delta", "signature"),
+        };
+        let block = match kind {
+            0 => BlockKind::Text,
+            1 => BlockKind::ToolUse { id: "t".into(), name: "f".into() },
+            _ => BlockKind::Thinking,
+        };
+        let mut e = Encoder::new(Format::Anthropic, false);
+        let mut out = Vec::new();
+        e.encode(&StreamEvent::Start { id: "m".into(), model: "x".into(), usage: Usage::default(), created: None }, &mut out);
+        e.encode(&StreamEvent::BlockStart { index, block }, &mut out);
+        out.clear();
+        e.encode(&StreamEvent::Delta { index, delta }, &mut out);
+        let want = json!({"type": "content_block_delta", "index": 0, "delta": {"type": ty, field: text}});
+        let got = String::from_utf8(out).unwrap();
+        prop_assert_eq!(got, format!("event: content_block_delta\ndata: {want}\n\n"));
+    }
+}

@@ -268,17 +268,27 @@ impl Encoder {
                         self.start_block(*index, &kind, out)
                     }
                 };
-                let d = match delta {
-                    Delta::Text(t) => json!({"type": "text_delta", "text": t}),
-                    Delta::ToolArgs(a) => json!({"type": "input_json_delta", "partial_json": a}),
-                    Delta::Thinking(t) => json!({"type": "thinking_delta", "thinking": t}),
-                    Delta::Signature(s) => json!({"type": "signature_delta", "signature": s}),
+                let (kind, field, text) = match delta {
+                    Delta::Text(t) => ("text_delta", "text", t),
+                    Delta::ToolArgs(a) => ("input_json_delta", "partial_json", a),
+                    Delta::Thinking(t) => ("thinking_delta", "thinking", t),
+                    Delta::Signature(s) => ("signature_delta", "signature", s),
                 };
-                Self::event(
-                    out,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": i, "delta": d}),
+                // The most frequent event, written directly (same bytes as via a `Value`): an
+                // escaped JSON string has no raw newline, so it is one `data:` line.
+                out.extend_from_slice(
+                    b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
                 );
+                out.extend_from_slice(i.to_string().as_bytes());
+                out.extend_from_slice(b",\"delta\":{\"type\":\"");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\",\"");
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(b"\":");
+                if serde_json::to_writer(&mut *out, text).is_err() {
+                    out.extend_from_slice(b"\"\"");
+                }
+                out.extend_from_slice(b"}}\n\n");
             }
             StreamEvent::BlockStop { index } => {
                 if self

@@ -4,8 +4,64 @@ use super::error::error_object;
 use super::response::{finish_reason, parse_usage, stop_from_finish, usage_json};
 use gw_codec::{SseFrame, write_sse};
 use gw_model::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+
+/// One chunk as borrowed raw fields: every chunk passes through here, and building a full
+/// `Value` (an ordered map per object) was most of the per-chunk cost. Fields stay raw so a
+/// provider's odd type for one of them is ignored, as before, instead of failing the chunk.
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    x_groq: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    #[serde(borrow, default)]
+    delta: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    refusal: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reasoning: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+/// A raw field as a string, if it is one.
+fn raw_str(r: Option<&RawValue>) -> Option<String> {
+    r.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+}
+
+/// A raw field as a `Value`, unless absent or `null`.
+fn raw_value(r: Option<&RawValue>) -> Option<Value> {
+    r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+        .filter(|v| !v.is_null())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -61,20 +117,20 @@ impl Decoder {
             out.push(StreamEvent::End);
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
+        let c: ChunkIn<'_> = serde_json::from_str(data).map_err(|e| {
             ApiError::new(
                 ErrorKind::Api,
                 format!("upstream sent a malformed stream chunk: {e}"),
             )
         })?;
-        if let Some(err) = v.get("error") {
-            let body = json!({ "error": err }).to_string();
+        if let Some(err) = raw_value(c.error) {
             let status = err
                 .get("code")
                 .and_then(Value::as_u64)
                 .and_then(|c| u16::try_from(c).ok())
                 .filter(|c| *c >= 400)
                 .unwrap_or(500);
+            let body = json!({ "error": err }).to_string();
             out.push(StreamEvent::Error(super::decode_error(
                 status,
                 body.as_bytes(),
@@ -84,73 +140,67 @@ impl Decoder {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: v
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                model: v
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: raw_str(c.id).unwrap_or_default(),
+                model: raw_str(c.model).unwrap_or_default(),
                 usage: Usage::default(),
-                created: v.get("created").and_then(Value::as_i64),
+                created: c
+                    .created
+                    .and_then(|r| serde_json::from_str::<i64>(r.get()).ok()),
             });
         }
-        if let Some(choice) = v.pointer("/choices/0") {
-            if let Some(delta) = choice.get("delta") {
-                self.delta(delta, out);
+        let first = c
+            .choices
+            .and_then(|r| serde_json::from_str::<Vec<&RawValue>>(r.get()).ok())
+            .and_then(|v| v.first().copied())
+            .and_then(|r| serde_json::from_str::<ChoiceIn<'_>>(r.get()).ok());
+        if let Some(choice) = first {
+            if let Some(delta) = choice
+                .delta
+                .and_then(|r| serde_json::from_str::<DeltaIn<'_>>(r.get()).ok())
+            {
+                self.delta(&delta, out);
             }
-            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(f) = raw_str(choice.finish_reason) {
                 self.close(out);
                 self.finished = true;
                 out.push(StreamEvent::Stop {
-                    reason: stop_from_finish(f),
+                    reason: stop_from_finish(&f),
                     stop_sequence: None,
                 });
             }
         }
         // Groq reports usage under `x_groq.usage`.
-        let usage = v
-            .get("usage")
-            .filter(|u| u.is_object())
-            .or_else(|| v.pointer("/x_groq/usage"));
+        let usage = raw_value(c.usage)
+            .filter(Value::is_object)
+            .or_else(|| raw_value(c.x_groq).and_then(|x| x.get("usage").cloned()));
         if let Some(u) = usage {
-            out.push(StreamEvent::Usage(parse_usage(u)));
+            out.push(StreamEvent::Usage(parse_usage(&u)));
         }
         Ok(())
     }
 
-    fn delta(&mut self, delta: &Value, out: &mut Vec<StreamEvent>) {
-        let reasoning = delta
-            .get("reasoning_content")
-            .or_else(|| delta.get("reasoning"))
-            .and_then(Value::as_str);
+    fn delta(&mut self, delta: &DeltaIn<'_>, out: &mut Vec<StreamEvent>) {
+        let reasoning = raw_str(delta.reasoning_content).or_else(|| raw_str(delta.reasoning));
         if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
             let idx = self.ensure(Open::Thinking, BlockKind::Thinking, out);
             out.push(StreamEvent::Delta {
                 index: idx,
-                delta: Delta::Thinking(r.to_owned()),
+                delta: Delta::Thinking(r),
             });
         }
-        for key in ["content", "refusal"] {
-            if let Some(t) = delta
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
+        for raw in [delta.content, delta.refusal] {
+            if let Some(t) = raw_str(raw).filter(|t| !t.is_empty()) {
                 let idx = self.ensure(Open::Text, BlockKind::Text, out);
                 out.push(StreamEvent::Delta {
                     index: idx,
-                    delta: Delta::Text(t.to_owned()),
+                    delta: Delta::Text(t),
                 });
             }
         }
-        let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) else {
+        let Some(Value::Array(calls)) = raw_value(delta.tool_calls) else {
             return;
         };
-        for c in calls {
+        for c in &calls {
             let id = c
                 .get("id")
                 .and_then(Value::as_str)
