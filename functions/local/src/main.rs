@@ -319,7 +319,12 @@ async fn serve(
         .handle(http::Request::from_parts(parts, buf.freeze()), id)
         .await;
     // State writes run beside the response, never in front of it.
-    tokio::spawn(handled.after);
+    // Its synchronous prefix runs here (a memory-store record finishes in one poll, saving a
+    // task and a cross-thread wake per request); anything that waits is spawned.
+    let mut after = handled.after;
+    if futures_util::FutureExt::now_or_never(&mut after).is_none() {
+        tokio::spawn(after);
+    }
     let (parts, stream) = handled.response.into_parts();
     let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
     http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
