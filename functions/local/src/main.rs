@@ -65,22 +65,20 @@ async fn open_dynamo(table: &str, http: &Reqwest) -> Result<LocalStore, String> 
     Ok(LocalStore::Shared(SharedStore::Dynamo(store)))
 }
 
+/// `arg`: `--state`, else `GATEWAY_STATE` (resolved by the caller).
 fn open_store(arg: Option<String>) -> Result<(LocalStore, String), String> {
-    let path = arg
-        .or_else(|| std::env::var("GATEWAY_STATE").ok())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| {
-            let base = std::env::var("XDG_STATE_HOME")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .or_else(|| {
-                    std::env::var("HOME")
-                        .ok()
-                        .map(|h| format!("{h}/.local/state"))
-                })
-                .unwrap_or_else(|| ".".into());
-            format!("{base}/gateway/state.redb")
-        });
+    let path = arg.filter(|p| !p.is_empty()).unwrap_or_else(|| {
+        let base = std::env::var("XDG_STATE_HOME")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| {
+                std::env::var("HOME")
+                    .ok()
+                    .map(|h| format!("{h}/.local/state"))
+            })
+            .unwrap_or_else(|| ".".into());
+        format!("{base}/gateway/state.redb")
+    });
     if path == "memory" {
         return Ok((
             LocalStore::Shared(SharedStore::Memory(MemoryStore::new())),
