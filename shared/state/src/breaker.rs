@@ -332,6 +332,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_breaker_is_not_rewritten() {
+        let mut s = Sim(None);
+        s.record(false, 0); // closed, one failure: a record
+        let admit = Command::Admit(cfg());
+        let live = s.0.clone();
+        assert_eq!(
+            apply(live.as_ref(), &admit, 1),
+            (None, Reply::Allow),
+            "admitting to a closed breaker changes nothing"
+        );
+        for i in 1..3 {
+            s.record(false, i);
+        }
+        let open = s.0.clone();
+        assert!(matches!(
+            apply(open.as_ref(), &admit, 5),
+            (None, Reply::Reject { .. })
+        ));
+        let late = Command::Record {
+            config: cfg(),
+            success: true,
+        };
+        assert_eq!(
+            apply(open.as_ref(), &late, 6),
+            (None, Reply::Done),
+            "a late answer leaves an open breaker as it is"
+        );
+    }
+
+    #[test]
     fn healthy_traffic_writes_nothing_once_a_failure_has_aged_out() {
         let mut s = Sim(None);
         let writes = std::cell::Cell::new(0);

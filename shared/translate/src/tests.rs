@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    // The run-time value (cargo and nextest set it): a binary cached from a clone elsewhere
+    // must read this checkout's files, not the compile-time path.
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(root).join("tests/fixtures")
 }
 
 /// (name, upstream format, SSE bytes). `.chunks.txt` fixtures hold one JSON event per line with
@@ -937,4 +941,36 @@ proptest! {
         let got = String::from_utf8(out).unwrap();
         prop_assert_eq!(got, format!("event: content_block_delta\ndata: {want}\n\n"));
     }
+}
+
+#[test]
+fn openai_chunks_tolerate_null_error_and_odd_field_types() {
+    let stream = concat!(
+        "data: {\"id\":\"c1\",\"model\":\"m\",\"created\":\"not a number\",\"error\":null,",
+        "\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":null,\"reasoning\":\"think\"}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":[1,2]}}]}\n\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi \\\"there\\\"\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let events = decode(Format::OpenAi, &[stream.as_bytes()]);
+    assert!(
+        !events.iter().any(|e| matches!(e, StreamEvent::Error(_))),
+        "a null `error` is no error: {events:?}"
+    );
+    assert!(matches!(&events[0], StreamEvent::Start { id, created: None, .. } if id == "c1"));
+    let deltas: Vec<&Delta> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Delta { delta, .. } => Some(delta),
+            _ => None,
+        })
+        .collect();
+    // `reasoning` is used when `reasoning_content` is null; a non-string content is skipped.
+    assert_eq!(
+        deltas,
+        [
+            &Delta::Thinking("think".into()),
+            &Delta::Text("Hi \"there\"".into())
+        ]
+    );
 }
