@@ -42,10 +42,10 @@ impl KeySet {
     }
 }
 
-/// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
-/// by credential without storing the credential.
 pub mod sigv4;
 
+/// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
+/// by credential without storing the credential.
 pub fn fingerprint(secret: &str) -> String {
     digest(secret)[..8]
         .iter()
@@ -93,21 +93,23 @@ impl Scrubber {
     }
 
     /// `text` with each secret, and any 8+ character prefix or suffix of one (providers echo
-    /// keys masked like `sk-abc...wxyz`), replaced by `[REDACTED]`.
+    /// keys masked like `sk-abc...wxyz`), replaced by `[REDACTED]`. Every whole secret goes
+    /// before any partial form: keys that share a prefix (`sk-proj-...`) must not have their
+    /// whole form broken up by another key's prefix.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for s in &self.secrets {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "[REDACTED]");
             }
-            if s.len() >= 16 {
-                for part in [&s[..8.min(s.len())], &s[s.len() - 8..]] {
-                    if s.is_char_boundary(8)
-                        && s.is_char_boundary(s.len() - 8)
-                        && out.contains(part)
-                    {
-                        out = out.replace(part, "[REDACTED]");
-                    }
+        }
+        for s in self.secrets.iter().filter(|s| s.len() >= 16) {
+            if !(s.is_char_boundary(8) && s.is_char_boundary(s.len() - 8)) {
+                continue;
+            }
+            for part in [&s[..8], &s[s.len() - 8..]] {
+                if out.contains(part) {
+                    out = out.replace(part, "[REDACTED]");
                 }
             }
         }
@@ -157,5 +159,27 @@ mod tests {
             "Incorrect API key provided: [REDACTED]*****123456"
         );
         assert_eq!(s.scrub("abc is fine"), "abc is fine");
+    }
+
+    #[test]
+    fn look_alike_keys_are_replaced_whole() {
+        // Two OpenAI project keys: same 8-character prefix, different lengths.
+        let short = "sk-proj-AAAAbbbbCCCCddddEEEE".to_owned();
+        let long = "sk-proj-ZZZZyyyyXXXXwwwwVVVVuuuuTTTT".to_owned();
+        let s = Scrubber::new([long.clone(), short.clone()]);
+        for key in [&short, &long] {
+            let out = s.scrub(&format!("Incorrect API key provided: {key}."));
+            assert_eq!(out, "Incorrect API key provided: [REDACTED].");
+        }
+        let both = s.scrub(&format!("{short} and {long}"));
+        assert_eq!(both, "[REDACTED] and [REDACTED]");
+        // Whatever the order or overlap, no 8+ character run of a key survives.
+        let out = s.scrub(&format!("{short}{long}{short}"));
+        for k in [&short, &long] {
+            for w in k.as_bytes().windows(8) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!out.contains(w) || w.starts_with("[RED"), "{out} keeps {w}");
+            }
+        }
     }
 }

@@ -2,4 +2,4 @@
 
 mod sse;
 
-pub use sse::{SseFrame, SseParser, write_sse};
+pub use sse::{Overflow, SseFrame, SseParser, write_sse};

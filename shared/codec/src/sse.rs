@@ -14,7 +14,21 @@ pub struct SseFrame {
     pub raw: Vec<u8>,
 }
 
-/// Incremental SSE parser.
+/// An event (or a line) grew past the parser's limit: the stream cannot be trusted further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    /// The limit that was crossed, in bytes.
+    pub limit: usize,
+}
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a stream event grew past {} bytes", self.limit)
+    }
+}
+
+/// Incremental SSE parser. Memory is bounded by the limit: an upstream that sends a line or an
+/// event that never ends gets an [`Overflow`], not the gateway's memory.
 #[derive(Debug, Default)]
 pub struct SseParser {
     line: Vec<u8>,
@@ -27,6 +41,11 @@ pub struct SseParser {
     at_start: bool,
     capture: bool,
     raw: Vec<u8>,
+    /// Bytes of the event in progress (every line since the last dispatch, partial line included).
+    pending: usize,
+    /// Most bytes one event may take (`usize::MAX` when unset).
+    limit: usize,
+    overflowed: bool,
 }
 
 impl SseParser {
@@ -34,8 +53,15 @@ impl SseParser {
     pub fn new() -> Self {
         Self {
             at_start: true,
+            limit: usize::MAX,
             ..Self::default()
         }
+    }
+
+    /// The same parser, failing once one event takes more than `limit` bytes.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// A parser that also keeps each event's raw bytes, for forwarding them unchanged.
@@ -46,8 +72,12 @@ impl SseParser {
         }
     }
 
-    /// Feeds a chunk; complete events are appended to `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseFrame>) {
+    /// Feeds a chunk; complete events are appended to `out`. After an [`Overflow`] every call
+    /// fails again and the buffers are released.
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseFrame>) -> Result<(), Overflow> {
+        if self.overflowed {
+            return Err(self.overflow());
+        }
         if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
             if let Some((&b'\n', rest)) = chunk.split_first() {
@@ -68,6 +98,10 @@ impl SseParser {
                     None => self.skip_lf = true,
                 }
             }
+            self.pending = self.pending.saturating_add(line.len() + consumed);
+            if self.pending > self.limit {
+                return Err(self.overflow());
+            }
             if self.capture {
                 self.raw.extend_from_slice(line);
                 self.raw.extend_from_slice(&rest[..consumed]);
@@ -84,16 +118,32 @@ impl SseParser {
             chunk = &rest[consumed..];
         }
         if !chunk.is_empty() {
+            self.pending = self.pending.saturating_add(chunk.len());
+            if self.pending > self.limit {
+                return Err(self.overflow());
+            }
             if self.capture {
                 self.raw.extend_from_slice(chunk);
             }
             self.line.extend_from_slice(chunk);
         }
+        Ok(())
+    }
+
+    fn overflow(&mut self) -> Overflow {
+        self.overflowed = true;
+        self.line = Vec::new();
+        self.data = String::new();
+        self.raw = Vec::new();
+        Overflow { limit: self.limit }
     }
 
     /// Ends the stream: a last event not followed by a blank line is still dispatched
     /// (upstreams that close right after `data: [DONE]` exist).
     pub fn finish(&mut self, out: &mut Vec<SseFrame>) {
+        if self.overflowed {
+            return;
+        }
         if !self.line.is_empty() {
             let full = std::mem::take(&mut self.line);
             self.process_line(&full, out);
@@ -146,6 +196,7 @@ impl SseParser {
             self.raw.clear();
         }
         self.has_data = false;
+        self.pending = 0;
     }
 }
 
@@ -173,7 +224,7 @@ mod tests {
         let mut p = SseParser::new();
         let mut out = Vec::new();
         for c in chunks {
-            p.feed(c, &mut out);
+            p.feed(c, &mut out).unwrap();
         }
         p.finish(&mut out);
         out
@@ -227,12 +278,44 @@ mod tests {
         let mut p = SseParser::capturing();
         let mut out = Vec::new();
         let input = b"event: x\r\ndata: 1\r\n\r\ndata: 2\n\n";
-        p.feed(&input[..5], &mut out);
-        p.feed(&input[5..], &mut out);
+        p.feed(&input[..5], &mut out).unwrap();
+        p.feed(&input[5..], &mut out).unwrap();
         assert_eq!(out[0].raw, b"event: x\r\ndata: 1\r\n\r\n");
         assert_eq!(out[1].raw, b"data: 2\n\n");
         let joined: Vec<u8> = out.iter().flat_map(|f| f.raw.clone()).collect();
         assert_eq!(joined, input);
+    }
+
+    #[test]
+    fn an_endless_line_or_event_overflows_at_the_limit() {
+        // One line that never ends, fed in small chunks: fails once past the limit.
+        let mut p = SseParser::capturing().with_limit(64);
+        let mut out = Vec::new();
+        p.feed(b"data: {\"x\":\"", &mut out).unwrap();
+        let mut fed = 11;
+        let err = loop {
+            match p.feed(&[b'a'; 10], &mut out) {
+                Ok(()) => fed += 10,
+                Err(e) => break e,
+            }
+            assert!(fed <= 64, "accepted {fed} bytes past a 64-byte limit");
+        };
+        assert_eq!(err, Overflow { limit: 64 });
+        assert!(
+            p.feed(b"\n\n", &mut out).is_err(),
+            "an overflowed parser stays failed"
+        );
+        assert!(out.is_empty());
+        // Many short data lines without a blank line are one event too.
+        let mut p = SseParser::new().with_limit(100);
+        let r: Result<(), Overflow> = (0..50).try_for_each(|_| p.feed(b"data: 12345\n", &mut out));
+        assert!(r.is_err());
+        // Events under the limit pass, however many: the count restarts at each event.
+        let mut p = SseParser::new().with_limit(32);
+        for _ in 0..1000 {
+            p.feed(b"data: {\"a\":1}\n\n", &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1000);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! in order (encode, sign, send, wait for the first byte), then relay the answer back in the
 //! client's format. Generic over the ports, so it runs on tokio, Lambda and Workers alike.
 
+mod body;
 mod log;
 mod relay;
 mod util;
 
+pub use body::Body;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
@@ -26,9 +28,6 @@ pub use log::{Attempt, RequestLog};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use util::{error_response, json_response};
-
-/// Bodies read in full from upstream (non-streamed answers, error bodies) are capped here.
-const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
 
 /// The gateway: configuration plus the ports it runs on.
 pub struct Gateway<H, C, L, S> {
@@ -137,9 +136,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         &self.inner.cfg
     }
 
+    /// Handles one request whose body is complete. See [`Self::handle_body`].
+    pub async fn handle(&self, req: Request<Bytes>, fallback_id: String) -> Handled {
+        let (parts, body) = req.into_parts();
+        self.handle_body(Request::from_parts(parts, Body::Full(body)), fallback_id)
+            .await
+    }
+
     /// Handles one request. `fallback_id` is used as the request id when the client sent no
     /// valid `X-Request-ID`. Never fails: every problem becomes a response in the client's format.
-    pub async fn handle(&self, req: Request<Bytes>, fallback_id: String) -> Handled {
+    /// The body is read only once the proxy key was accepted from the headers.
+    pub async fn handle_body(&self, req: Request<Body>, fallback_id: String) -> Handled {
         let start = self.inner.clock.now();
         let (parts, body) = req.into_parts();
         let rid = parts
@@ -163,7 +170,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         );
         let mut deferred = Deferred::default();
         let mut resp = match (parts.method.clone(), path.as_str()) {
-            (Method::GET, "/health") => self.health(),
+            (Method::GET, "/health") => self.health(&parts.headers),
             (Method::POST, "/v1/chat/completions") => {
                 self.chat(
                     Format::OpenAi,
@@ -220,6 +227,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             resp.headers_mut().insert("x-request-id", v);
         }
         log.set_status(resp.status().as_u16());
+        // Still "client_disconnected" only if no phase settled it (a relay took its own record).
+        if log.outcome_is("client_disconnected") {
+            log.outcome(if resp.status().is_success() {
+                "ok"
+            } else {
+                "error"
+            });
+        }
         Handled {
             response: resp,
             after: self.after(deferred),
@@ -255,7 +270,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         })
     }
 
-    fn health(&self) -> Response<BodyStream> {
+    /// Liveness for anyone; which providers are configured (and which variables are missing)
+    /// only for a caller with a proxy key.
+    fn health(&self, headers: &HeaderMap) -> Response<BodyStream> {
+        let known =
+            gw_auth::presented_key(headers).is_some_and(|k| self.inner.keys.check(k).is_some());
+        if !known {
+            return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        }
         let mut providers = serde_json::Map::new();
         for p in &self.inner.cfg.providers {
             let mut o = json!({"configured": p.missing().is_none(), "format": p.format.as_str()});
@@ -370,46 +392,65 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
     }
 
+    /// The prelude of every body-carrying operation: the proxy key (from the headers alone),
+    /// then the body (bounded in size and time), then cheap limits, then the decode.
+    async fn admit_request(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        body: Body,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<(Bytes, gw_model::ChatRequest), Response<BodyStream>> {
+        if let Err(e) = self.authenticate(headers, log) {
+            return Err(error_response(format, &e));
+        }
+        let sv = &self.inner.cfg.server;
+        let checked = match body::read(
+            body,
+            headers,
+            sv.max_body_bytes,
+            sv.body_read_timeout_ms,
+            &self.inner.clock,
+        )
+        .await
+        {
+            Ok(b) => gw_translate::limits::check(
+                &b,
+                &gw_translate::limits::Limits {
+                    max_depth: sv.max_json_depth,
+                    max_model_bytes: sv.max_model_bytes,
+                    max_messages: sv.max_messages,
+                },
+            )
+            .map(|()| b),
+            Err(e) => Err(e),
+        };
+        let decoded = checked.and_then(|b| {
+            let r = gw_translate::decode_request(format, &b)?;
+            Ok((b, r))
+        });
+        decoded.map_err(|e| {
+            log.outcome("rejected");
+            error_response(format, &e)
+        })
+    }
+
     async fn chat(
         &self,
         format: Format,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
         log: &mut LogGuard<H, C, L, S>,
         start: Timestamp,
         deferred: &mut Deferred,
     ) -> Response<BodyStream> {
-        if let Err(e) = self.authenticate(headers, log) {
-            return error_response(format, &e);
-        }
-        let cfg = &self.inner.cfg;
-        if body.len() > cfg.server.max_body_bytes {
-            log.outcome("rejected");
-            return error_response(
-                format,
-                &ApiError::new(
-                    ErrorKind::RequestTooLarge,
-                    format!(
-                        "request body is {} bytes; the limit is {} (server.max_body_bytes)",
-                        body.len(),
-                        cfg.server.max_body_bytes
-                    ),
-                ),
-            );
-        }
-        let req = match gw_translate::decode_request(format, &body) {
-            Ok(r) => r,
-            Err(e) => {
-                log.outcome("rejected");
-                return error_response(format, &e);
-            }
+        let (body, req) = match self.admit_request(format, headers, body, log).await {
+            Ok(x) => x,
+            Err(r) => return r,
         };
+        let cfg = &self.inner.cfg;
         log.model(&req.model, req.stream);
-        let forced = headers
-            .get("x-provider")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
+        let forced = forced_provider(headers);
         let plan = match cfg.resolve(&req.model, forced) {
             Ok(p) => p,
             Err(e) => {
@@ -494,7 +535,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .min((deadline.0 - now.0) / 1000)
                 .max(1);
             let upstream = build_request(p, format, headers, upstream_body, req.stream, "chat");
+            // Logged as cancelled if the client leaves while the attempt is in flight.
+            log.pending(&p.id, &target.model, now);
             let outcome = self.attempt(upstream, p, req.stream, budget_ms).await;
+            log.settled();
             let latency = self.inner.clock.now().ms_since(now);
             match outcome {
                 Outcome::Stream {
@@ -527,8 +571,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
-                    deferred.records.push((bkey, true));
-                    return self.full_response(format, p.format, fast, ub, log);
+                    let (resp, served) = self.full_response(format, p, fast, ub, log);
+                    deferred.records.push((bkey, served));
+                    return resp;
                 }
                 Outcome::Failover {
                     error,
@@ -736,7 +781,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     }
                 }
             }
-            match util::read_all(&mut body, MAX_UPSTREAM_BODY).await {
+            match util::read_all(&mut body, self.inner.cfg.server.max_upstream_body_bytes).await {
                 Ok(b) => Outcome::Full { status, body: b },
                 Err(e) => Outcome::Failover {
                     error: ApiError::new(
@@ -764,65 +809,72 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
     }
 
+    /// A complete upstream answer for the client; `false` when the upstream's 200 was garbage
+    /// (then the client gets a 502 and the breaker a failure, on either path).
     fn full_response(
         &self,
         client: Format,
-        upstream: Format,
+        p: &Provider,
         fast: bool,
         body: Bytes,
         log: &mut LogGuard<H, C, L, S>,
-    ) -> Response<BodyStream> {
+    ) -> (Response<BodyStream>, bool) {
+        let bad = |e: ApiError, log: &mut LogGuard<H, C, L, S>| {
+            log.outcome("error");
+            let e = ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "provider `{}` sent an unreadable answer: {}",
+                    p.id, e.message
+                ),
+            );
+            (error_response(client, &self.scrubbed(e)), false)
+        };
         if fast {
-            if let Some(u) = util::usage_of_body(upstream, &body) {
-                log.usage(u);
-            }
-            log.outcome("ok");
-            return util::bytes_response(StatusCode::OK, "application/json", body);
+            // A byte copy, but only of a body that is JSON: an HTML error page or a cut-off
+            // body must not reach the client as a 200.
+            return match util::usage_of_body(p.format, &body) {
+                Ok(u) => {
+                    if let Some(u) = u {
+                        log.usage(u);
+                    }
+                    log.outcome("ok");
+                    (
+                        util::bytes_response(StatusCode::OK, "application/json", body),
+                        true,
+                    )
+                }
+                Err(e) => bad(ApiError::invalid(e), log),
+            };
         }
-        match gw_translate::decode_response(upstream, &body) {
+        match gw_translate::decode_response(p.format, &body) {
             Ok(r) => {
                 log.usage(r.usage);
                 log.outcome("ok");
-                util::bytes_response(
-                    StatusCode::OK,
-                    "application/json",
-                    Bytes::from(gw_translate::encode_response(client, &r)),
+                let out = Bytes::from(gw_translate::encode_response(client, &r));
+                (
+                    util::bytes_response(StatusCode::OK, "application/json", out),
+                    true,
                 )
             }
-            Err(e) => {
-                log.outcome("error");
-                error_response(client, &self.scrubbed(e))
-            }
+            Err(e) => bad(e, log),
         }
     }
 
     async fn count_tokens(
         &self,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
         let format = Format::Anthropic;
-        if let Err(e) = self.authenticate(headers, log) {
-            return error_response(format, &e);
-        }
-        let cfg = &self.inner.cfg;
-        if body.len() > cfg.server.max_body_bytes {
-            log.outcome("rejected");
-            return error_response(
-                format,
-                &ApiError::new(ErrorKind::RequestTooLarge, "request body too large"),
-            );
-        }
-        let req = match gw_translate::decode_request(format, &body) {
-            Ok(r) => r,
-            Err(e) => {
-                log.outcome("rejected");
-                return error_response(format, &e);
-            }
+        let (body, req) = match self.admit_request(format, headers, body, log).await {
+            Ok(x) => x,
+            Err(r) => return r,
         };
+        let cfg = &self.inner.cfg;
         log.model(&req.model, false);
-        let forced = headers.get("x-provider").and_then(|v| v.to_str().ok());
+        let forced = forced_provider(headers);
         let plan = match cfg.resolve(&req.model, forced) {
             Ok(p) => p,
             Err(e) => {
@@ -839,10 +891,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             if let Some(b) = fast_body(format, &body, t, &gw_model::ChatRequest::default()) {
                 let started = self.inner.clock.now();
                 let up = build_request(p, format, headers, b, false, "count_tokens");
-                match self
+                log.pending(&p.id, &t.model, started);
+                let outcome = self
                     .attempt(up, p, false, cfg.timeouts.per_attempt_ms)
-                    .await
-                {
+                    .await;
+                log.settled();
+                match outcome {
                     Outcome::Full { status, body, .. } => {
                         log.attempt(Attempt::ok(
                             &p.id,
@@ -893,6 +947,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         );
         r
     }
+}
+
+/// `X-Provider`, when the client forces one.
+fn forced_provider(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-provider")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// The breaker key of a provider and credential: a different key for the same provider gets its

@@ -26,11 +26,29 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// Client strings longer than this are cut in log lines (a 5 MB model name must not be logged
+/// at full length, three times over).
+const MAX_LOGGED: usize = 256;
+/// Upstream error texts are cut here.
+const MAX_LOGGED_ERROR: usize = 2048;
+
+/// `s`, cut at a character boundary to at most `max` bytes, marked with `…` when cut.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 impl Attempt {
     pub(crate) fn ok(provider: &str, model: &str, status: u16, latency_ms: f64) -> Self {
         Self {
             provider: provider.into(),
-            model: model.into(),
+            model: cut(model, MAX_LOGGED),
             status: Some(status),
             latency_ms: round(latency_ms),
             error_class: None,
@@ -40,7 +58,7 @@ impl Attempt {
     pub(crate) fn skipped(provider: &str, model: &str, class: &'static str) -> Self {
         Self {
             provider: provider.into(),
-            model: model.into(),
+            model: cut(model, MAX_LOGGED),
             status: None,
             latency_ms: 0.0,
             error_class: Some(class),
@@ -57,11 +75,11 @@ impl Attempt {
     ) -> Self {
         Self {
             provider: provider.into(),
-            model: model.into(),
+            model: cut(model, MAX_LOGGED),
             status,
             latency_ms: round(latency_ms),
             error_class: Some(class),
-            error: Some(error.into()),
+            error: Some(cut(error, MAX_LOGGED_ERROR)),
         }
     }
 }
@@ -117,8 +135,8 @@ impl RequestLog {
         Self {
             ts: 0,
             request_id: rid.into(),
-            method: method.into(),
-            path: path.into(),
+            method: cut(method, 16),
+            path: cut(path, MAX_LOGGED),
             client_format: format.as_str(),
             key: None,
             model: None,
@@ -130,8 +148,9 @@ impl RequestLog {
             ttfb_ms: None,
             duration_ms: 0.0,
             usage: None,
-            outcome: "ok",
-            status: 200,
+            // Until a phase settles it: a request dropped before then was left by its client.
+            outcome: "client_disconnected",
+            status: 499,
             store_error: None,
         }
     }
@@ -144,6 +163,9 @@ pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     start: Timestamp,
     /// Told whether the upstream served the stream well, when the request is over.
     done: Option<futures_channel::oneshot::Sender<bool>>,
+    /// The attempt in flight (provider, model, start): logged as cancelled if the request is
+    /// dropped before it settles.
+    pending: Option<(String, String, Timestamp)>,
 }
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
@@ -158,6 +180,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             rec: Some(rec),
             start,
             done: None,
+            pending: None,
         }
     }
 
@@ -167,6 +190,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
         }
     }
 
+    pub(crate) fn pending(&mut self, provider: &str, model: &str, started: Timestamp) {
+        self.pending = Some((provider.to_owned(), model.to_owned(), started));
+    }
+    pub(crate) fn settled(&mut self) {
+        self.pending = None;
+    }
     pub(crate) fn on_done(&mut self, tx: futures_channel::oneshot::Sender<bool>) {
         self.done = Some(tx);
     }
@@ -184,14 +213,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     }
     pub(crate) fn model(&mut self, m: &str, stream: bool) {
         self.with(|r| {
-            r.model = Some(m.into());
+            r.model = Some(cut(m, MAX_LOGGED));
             r.stream = stream;
         });
     }
     pub(crate) fn route(&mut self, provider: &str, model: &str, fast: bool) {
         self.with(|r| {
             r.provider = Some(provider.into());
-            r.upstream_model = Some(model.into());
+            r.upstream_model = Some(cut(model, MAX_LOGGED));
             r.fast_path = fast;
         });
     }
@@ -215,6 +244,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             rec: self.rec.take(),
             start: self.start,
             done: self.done.take(),
+            pending: self.pending.take(),
         }
     }
 }
@@ -226,6 +256,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
             let _ = tx.send(matches!(r.outcome, "ok" | "client_disconnected"));
         }
         if let Some(mut r) = self.rec.take() {
+            if let Some((provider, model, started)) = self.pending.take() {
+                let waited = self.inner.clock.now().ms_since(started);
+                r.attempts.push(Attempt::failed(
+                    &provider,
+                    &model,
+                    None,
+                    waited,
+                    "cancelled",
+                    "the client went away before the upstream answered",
+                ));
+            }
             r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
             if let Ok(line) = serde_json::to_string(&r) {
                 self.inner.log.emit(&self.inner.scrub.scrub(&line));

@@ -70,6 +70,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
             enc: Encoder::new(client, include_usage),
         }
     };
+    let limit = inner.cfg.server.max_upstream_event_bytes;
     let relay = Relay {
         inner,
         client,
@@ -80,7 +81,8 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
             SseParser::capturing()
         } else {
             SseParser::new()
-        },
+        }
+        .with_limit(limit),
         mode,
         log,
         frames: Vec::new(),
@@ -187,27 +189,57 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
 
     fn process(&mut self, bytes: &[u8], end: bool) -> Vec<u8> {
         self.frames.clear();
-        self.parser.feed(bytes, &mut self.frames);
-        if end {
+        // Frames completed before an overflow are still relayed; the error event follows them.
+        let overflow = self.parser.feed(bytes, &mut self.frames).err();
+        if end && overflow.is_none() {
             self.parser.finish(&mut self.frames);
         }
-        let mut out = Vec::with_capacity(bytes.len() + 64);
+        let out = Vec::with_capacity(bytes.len() + 64);
         let frames = std::mem::take(&mut self.frames);
+        let out = match overflow {
+            None => self.relay_frames(&frames, end, out),
+            Some(o) => {
+                let mut out = self.relay_frames(&frames, false, out);
+                if !self.finished {
+                    out.extend_from_slice(&self.fail(ApiError::new(
+                        ErrorKind::Api,
+                        format!(
+                            "upstream stream event larger than {} bytes (server.max_upstream_event_bytes)",
+                            o.limit
+                        ),
+                    )));
+                }
+                out
+            }
+        };
+        self.frames = frames;
+        out
+    }
+
+    fn relay_frames(&mut self, frames: &[SseFrame], end: bool, mut out: Vec<u8>) -> Vec<u8> {
         match &mut self.mode {
             Mode::Fast {
                 wants_usage,
                 completed,
             } => {
-                for f in &frames {
-                    if fast_frame(self.upstream, f, *wants_usage, completed, &mut self.log) {
-                        out.extend_from_slice(&f.raw);
+                let mut bad = None;
+                for f in frames {
+                    match fast_frame(self.upstream, f, *wants_usage, completed, &mut self.log) {
+                        Ok(true) => out.extend_from_slice(&f.raw),
+                        Ok(false) => {}
+                        Err(e) => {
+                            bad = Some(e);
+                            break;
+                        }
                     }
                     // The end marker settles the outcome: clients may hang up before the upstream's EOF.
                     if *completed && self.log.outcome_is("client_disconnected") {
                         self.log.outcome("ok");
                     }
                 }
-                if end && !*completed {
+                if let Some(e) = bad {
+                    out.extend_from_slice(&self.fail(e));
+                } else if end && !*completed {
                     out.extend_from_slice(&self.fail(ApiError::new(
                         ErrorKind::Api,
                         "upstream stream ended before it was complete",
@@ -218,7 +250,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
             }
             Mode::Translate { dec, enc } => {
                 let mut failed = None;
-                for f in &frames {
+                for f in frames {
                     self.events.clear();
                     if let Err(e) = dec.feed(f, &mut self.events) {
                         failed = Some(e);
@@ -249,7 +281,6 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                 }
             }
         }
-        self.frames = frames;
         out
     }
 }
@@ -268,56 +299,78 @@ fn note_event<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     }
 }
 
-/// Reads what the gateway needs from one forwarded frame; false drops the frame.
+/// Checks one forwarded frame and reads what the gateway needs from it: `Ok(false)` drops it, an
+/// error ends the stream (the bytes stay a copy, but garbage is never relayed as an event).
 fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     format: Format,
     f: &SseFrame,
     wants_usage: bool,
     completed: &mut bool,
     log: &mut LogGuard<H, C, L, S>,
-) -> bool {
+) -> Result<bool, ApiError> {
+    if *completed {
+        // Nothing may follow the end marker.
+        return Ok(false);
+    }
+    let malformed = |why: &str| {
+        ApiError::new(
+            ErrorKind::Api,
+            format!("upstream sent a malformed stream event ({why})"),
+        )
+    };
     match format {
         Format::OpenAi => {
             let d = f.data.trim();
             if d == "[DONE]" {
                 *completed = true;
-                return true;
+                return Ok(true);
             }
-            // Cheap byte checks first: only a chunk with a usage object or an error is parsed
-            // (with include_usage every chunk carries `"usage":null`).
-            if (has_object(d, "\"usage\"")
+            // Cheap byte checks first: only a chunk with a usage object or an error is built into
+            // a value (with include_usage every chunk carries `"usage":null`); the others are
+            // only checked to be JSON.
+            if !(has_object(d, "\"usage\"")
                 || has_object(d, "\"x_groq\"")
                 || has_object(d, "\"error\""))
-                && let Ok(v) = serde_json::from_str::<Value>(d)
             {
-                if v.get("error").is_some() {
-                    log.outcome("error");
-                }
-                let u = v
-                    .get("usage")
-                    .filter(|u| u.is_object())
-                    .or_else(|| v.pointer("/x_groq/usage"));
-                if let Some(u) = u {
-                    log.usage(gw_translate::openai::parse_usage(u));
-                    let usage_only = v
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(Vec::is_empty);
-                    if usage_only && !wants_usage {
-                        return false;
-                    }
+                return match serde_json::from_str::<serde::de::IgnoredAny>(d) {
+                    Ok(_) if d.starts_with('{') => Ok(true),
+                    _ => Err(malformed("not a JSON object")),
+                };
+            }
+            let v = serde_json::from_str::<Value>(d)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| malformed("not a JSON object"))?;
+            if v.get("error").is_some() {
+                log.outcome("error");
+            }
+            let u = v
+                .get("usage")
+                .filter(|u| u.is_object())
+                .or_else(|| v.pointer("/x_groq/usage"));
+            if let Some(u) = u {
+                log.usage(gw_translate::openai::parse_usage(u));
+                let usage_only = v
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty);
+                if usage_only && !wants_usage {
+                    return Ok(false);
                 }
             }
-            true
+            Ok(true)
         }
         Format::Anthropic => {
             match f.event.as_deref() {
                 Some("message_start") | Some("message_delta") => {
-                    if let Ok(v) = serde_json::from_str::<Value>(&f.data)
-                        && let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage"))
-                    {
+                    let v = serde_json::from_str::<Value>(&f.data)
+                        .ok()
+                        .filter(Value::is_object)
+                        .ok_or_else(|| malformed("not a JSON object"))?;
+                    if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
                         log.usage(gw_translate::anthropic::parse_usage(u));
                     }
+                    return Ok(true);
                 }
                 Some("message_stop") => *completed = true,
                 Some("error") => {
@@ -326,7 +379,11 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 }
                 _ => {}
             }
-            true
+            let d = f.data.trim_start();
+            match serde_json::from_str::<serde::de::IgnoredAny>(d) {
+                Ok(_) if d.starts_with('{') => Ok(true),
+                _ => Err(malformed("not a JSON object")),
+            }
         }
     }
 }

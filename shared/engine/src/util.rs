@@ -54,17 +54,19 @@ pub(crate) async fn read_all(body: &mut ByteStream, limit: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
-/// Usage from a complete response body, read without decoding the rest.
-pub(crate) fn usage_of_body(format: Format, body: &[u8]) -> Option<Usage> {
+/// Usage from a complete response body, read without building the rest; an error when the body
+/// is not one JSON value (every byte is still checked, so garbage cannot pass as an answer).
+pub(crate) fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, String> {
     #[derive(serde::Deserialize)]
     struct Probe {
         usage: Option<Value>,
     }
-    let u = serde_json::from_slice::<Probe>(body).ok()?.usage?;
-    Some(match format {
+    let p = serde_json::from_slice::<Probe>(body)
+        .map_err(|e| format!("the body is not a JSON object ({e})"))?;
+    Ok(p.usage.map(|u| match format {
         Format::OpenAi => gw_translate::openai::parse_usage(&u),
         Format::Anthropic => gw_translate::anthropic::parse_usage(&u),
-    })
+    }))
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {

@@ -18,7 +18,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Server-wide limits.
+/// Server-wide limits: what one client may make the gateway hold, and what one upstream may.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
@@ -26,6 +26,24 @@ pub struct Server {
     pub max_body_bytes: usize,
     /// `max_tokens` for Anthropic-format upstreams when the client gives none.
     pub default_max_tokens: u64,
+    /// The request line and headers must arrive within this (local server).
+    pub header_read_timeout_ms: u64,
+    /// The whole body must arrive within this once the headers are in; else 408.
+    pub body_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this much silence.
+    pub idle_timeout_ms: u64,
+    /// Open client connections at most (local server); more get a 503 and are closed.
+    pub max_connections: usize,
+    /// Messages in one request at most.
+    pub max_messages: usize,
+    /// Longest model name.
+    pub max_model_bytes: usize,
+    /// Deepest JSON nesting in a request body.
+    pub max_json_depth: usize,
+    /// Longest upstream stream line or event.
+    pub max_upstream_event_bytes: usize,
+    /// Largest non-streamed upstream body.
+    pub max_upstream_body_bytes: usize,
 }
 
 impl Default for Server {
@@ -33,6 +51,15 @@ impl Default for Server {
         Self {
             max_body_bytes: 10 * 1024 * 1024,
             default_max_tokens: 4096,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 60_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 4096,
+            max_messages: 10_000,
+            max_model_bytes: 256,
+            max_json_depth: 64,
+            max_upstream_event_bytes: 16 * 1024 * 1024,
+            max_upstream_body_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -359,11 +386,28 @@ impl Config {
                 keys.push(k);
             }
         }
-        if raw.server.max_body_bytes == 0 {
-            return Err(err(
-                "server.max_body_bytes",
-                "must be greater than 0".into(),
-            ));
+        let sv = &raw.server;
+        for (name, v) in [
+            ("max_body_bytes", sv.max_body_bytes as u64),
+            ("header_read_timeout_ms", sv.header_read_timeout_ms),
+            ("body_read_timeout_ms", sv.body_read_timeout_ms),
+            ("idle_timeout_ms", sv.idle_timeout_ms),
+            ("max_connections", sv.max_connections as u64),
+            ("max_messages", sv.max_messages as u64),
+            ("max_model_bytes", sv.max_model_bytes as u64),
+            ("max_json_depth", sv.max_json_depth as u64),
+            (
+                "max_upstream_event_bytes",
+                sv.max_upstream_event_bytes as u64,
+            ),
+            ("max_upstream_body_bytes", sv.max_upstream_body_bytes as u64),
+        ] {
+            if v == 0 {
+                return Err(err(
+                    &format!("server.{name}"),
+                    "must be greater than 0".into(),
+                ));
+            }
         }
         if raw.timeouts.per_attempt_ms == 0 || raw.timeouts.total_ms == 0 {
             return Err(err("timeouts", "timeouts must be greater than 0".into()));

@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod fast;
 mod json;
+pub mod limits;
 pub mod openai;
 
 pub use gw_model::Format;

@@ -70,7 +70,7 @@ fn decode(format: Format, pieces: &[&[u8]]) -> Vec<StreamEvent> {
     let mut frames: Vec<SseFrame> = Vec::new();
     let mut events = Vec::new();
     for piece in pieces {
-        p.feed(piece, &mut frames);
+        p.feed(piece, &mut frames).unwrap();
     }
     p.finish(&mut frames);
     for f in &frames {
@@ -665,6 +665,16 @@ fn bad_requests_get_precise_messages() {
             Format::Anthropic,
             r#"{"model":"m","messages":[],"temperature":"hot"}"#,
             "`temperature`: expected a number",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":"nope"}}]}"#,
+            "`tools[0].function.parameters`: expected an object, got a string",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":"nope"}]}"#,
+            "`tools[0].input_schema`: expected an object, got a string",
         ),
     ];
     for (f, body, want) in cases {

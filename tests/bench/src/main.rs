@@ -240,7 +240,7 @@ fn per_chunk_us() -> (f64, usize) {
         let mut d = gw_translate::Decoder::new(gw_translate::Format::OpenAi);
         let mut e = gw_translate::Encoder::new(gw_translate::Format::Anthropic, false);
         let (mut frames, mut events, mut out) = (Vec::new(), Vec::new(), Vec::new());
-        p.feed(&bytes, &mut frames);
+        p.feed(&bytes, &mut frames).unwrap();
         for f in &frames {
             events.clear();
             d.feed(f, &mut events).unwrap();

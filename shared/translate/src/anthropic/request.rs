@@ -90,9 +90,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
                 req.tools.push(Tool::Function {
                     name: req_str(to, "name", &path)?,
                     description: opt_str(to, "description", &path)?,
-                    parameters: to
-                        .get("input_schema")
-                        .cloned()
+                    parameters: opt_obj(to, "input_schema", &path)?
+                        .map(|o| Value::Object(o.clone()))
                         .ok_or_else(|| missing(&join(&path, "input_schema")))?,
                     strict: None,
                     cache: to.get("cache_control").cloned(),

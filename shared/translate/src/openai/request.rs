@@ -343,10 +343,11 @@ fn decode_tool(v: &Value, path: &str) -> Result<Tool, ApiError> {
     Ok(Tool::Function {
         name: req_str(f, "name", &fp)?,
         description: opt_str(f, "description", &fp)?,
-        parameters: f
-            .get("parameters")
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        // A schema that is not an object would be replaced or rejected upstream: refuse it here.
+        parameters: opt_obj(f, "parameters", &fp)?.map_or_else(
+            || json!({"type": "object", "properties": {}}),
+            |o| Value::Object(o.clone()),
+        ),
         strict: opt_bool(f, "strict", &fp)?,
         cache: m.get("cache_control").cloned(),
     })

@@ -750,3 +750,5 @@ fn a_store_that_never_answers_is_timed_out_and_traffic_flows() {
         "the timeout is logged: {logs:?}"
     );
 }
+
+mod hardening;

@@ -1,0 +1,232 @@
+//! Cheap checks on a request body before it is decoded: nesting depth, model-name length and
+//! message count. A small body can otherwise cost far more memory and CPU to decode than it
+//! weighs (100k one-character messages, a name the size of the body echoed into every log line).
+
+use gw_model::ApiError;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+/// What one request body may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest nesting of arrays and objects.
+    pub max_depth: usize,
+    /// Longest `model` string, in bytes (as written, escapes included).
+    pub max_model_bytes: usize,
+    /// Most elements of the top-level `messages` array.
+    pub max_messages: usize,
+}
+
+/// Checks `body` against `limits`. Bodies that are not JSON pass: the decoder names that error.
+pub fn check(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
+    let depth = max_depth(body);
+    if depth > limits.max_depth {
+        return Err(ApiError::invalid(format!(
+            "request body nests {depth} levels deep; the limit is {} (server.max_json_depth)",
+            limits.max_depth
+        )));
+    }
+    let Ok(top) = serde_json::from_slice::<Top>(body) else {
+        return Ok(());
+    };
+    if top.model_bytes > limits.max_model_bytes {
+        return Err(ApiError::invalid(format!(
+            "`model` is {} bytes long; the limit is {} (server.max_model_bytes)",
+            top.model_bytes, limits.max_model_bytes
+        ))
+        .with_param("model"));
+    }
+    if top.messages > limits.max_messages {
+        return Err(ApiError::invalid(format!(
+            "`messages` holds {} messages; the limit is {} (server.max_messages)",
+            top.messages, limits.max_messages
+        ))
+        .with_param("messages"));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of `[` and `{` outside strings, in one pass over the bytes.
+pub fn max_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in body {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// The top level, read without building values: the model's length and the message count.
+#[derive(Default)]
+struct Top {
+    model_bytes: usize,
+    messages: usize,
+}
+
+impl<'de> serde::Deserialize<'de> for Top {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Top, A::Error> {
+                let mut top = Top::default();
+                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "model" => {
+                            let raw = m.next_value::<&'de serde_json::value::RawValue>()?;
+                            top.model_bytes = raw.get().len().saturating_sub(2);
+                        }
+                        "messages" => top.messages = m.next_value::<Count>()?.0,
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The length of an array (0 for anything else), counted without keeping its elements.
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while s.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Count, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const L: Limits = Limits {
+        max_depth: 8,
+        max_model_bytes: 16,
+        max_messages: 3,
+    };
+
+    #[test]
+    fn each_limit_is_named_when_crossed() {
+        let ok = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"[[[[[[[[[["}]}"#;
+        assert!(check(ok, &L).is_ok(), "brackets inside strings do not nest");
+        let deep = format!(
+            r#"{{"model":"m","metadata":{}1{}}}"#,
+            "[".repeat(9),
+            "]".repeat(9)
+        );
+        let e = check(deep.as_bytes(), &L).unwrap_err();
+        assert!(e.message.contains("server.max_json_depth"), "{}", e.message);
+        let long = format!(r#"{{"model":"{}","messages":[]}}"#, "x".repeat(17));
+        let e = check(long.as_bytes(), &L).unwrap_err();
+        assert!(
+            e.message.contains("server.max_model_bytes"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains(&"x".repeat(17)),
+            "the name is not echoed"
+        );
+        let many = br#"{"model":"m","messages":[1,2,3,4]}"#;
+        let e = check(many, &L).unwrap_err();
+        assert!(
+            e.message.contains("holds 4 messages") && e.message.contains("server.max_messages")
+        );
+        assert!(check(br#"{"model":"m","messages":[1,2,3]}"#, &L).is_ok());
+        assert!(
+            check(br#"{"messages":"x","model":5}"#, &L).is_ok(),
+            "types are the decoder's job"
+        );
+        assert!(check(b"not json", &L).is_ok());
+    }
+
+    #[test]
+    fn escaped_quotes_do_not_end_strings() {
+        assert_eq!(max_depth(br#"{"a":"\"[[[","b":[[1]]}"#), 3);
+        assert_eq!(max_depth(br#"["\\",[[]]]"#), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn depth_matches_serde(v in any::<u8>().prop_flat_map(|d| {
+            let d = d as usize % 40;
+            Just(format!("{}\"]{{\\\"\"{}", "[".repeat(d), "]".repeat(d)))
+        })) {
+            // `[[..."]{\""]]...`: the string holds brackets and an escaped quote.
+            let parsed: serde_json::Value = serde_json::from_str(&v).unwrap();
+            let mut depth = 0;
+            let mut cur = &parsed;
+            while let Some(a) = cur.as_array() {
+                depth += 1;
+                match a.first() { Some(x) => cur = x, None => break }
+            }
+            prop_assert_eq!(max_depth(v.as_bytes()), depth);
+        }
+
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = check(&bytes, &L);
+        }
+    }
+}
