@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -343,8 +344,9 @@ class GatewayFactory:
         return str(p.resolve())
 
     def start(self, name: str, extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
-              config: Path | None = None, reuse: "Gateway | None" = None) -> Gateway:
-        """`reuse`: run in that (stopped) instance's work dir, as a restart of it."""
+              config: Path | None = None, reuse: "Gateway | None" = None, rlimit_nofile: int | None = None) -> Gateway:
+        """`reuse`: run in that (stopped) instance's work dir, as a restart of it. `rlimit_nofile`: the
+        process's RLIMIT_NOFILE (soft = hard), set right after it starts, before it accepts anything."""
         binary = self.binary()
         last_error = ""
         for _ in range(3):  # a port picked by free_port() can be taken by someone else in between
@@ -366,6 +368,12 @@ class GatewayFactory:
             stdout.close()
             gw = Gateway(name, proc, port, workdir)
             self.started.append(gw)
+            if rlimit_nofile is not None:
+                try:
+                    resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (rlimit_nofile, rlimit_nofile))
+                except OSError as e:
+                    gw.stop()
+                    raise RuntimeError(f"cannot set RLIMIT_NOFILE of the gateway: {e!r}") from e
             ok, last_error = self._wait_ready(gw)
             if ok:
                 return gw

@@ -32,6 +32,12 @@ with* one of the trigger names below; the rest of the name is free, e.g. `mock-f
     mock-stream-error  stream: a few events, then a provider error event (then a clean end)
     mock-stream-cut    stream: a few events, then the connection is closed mid-body
     mock-drip          stream: 50 text deltas, 0.2 s apart (records `client_gone` if the reader leaves)
+    mock-endless-line  stream: `data: {"x":"` then 'a' bytes in 1 MiB chunks, never a newline, until the
+                       reader leaves (records `client_gone`) or 512 MiB were sent (records `endless_sent`)
+    mock-html          not streamed: 200 text/html with an HTML page; streamed: the first event's data is
+                       `<html>not json`, the rest of the stream is normal
+    mock-gzip          not streamed: the normal answer gzip-compressed with `Content-Encoding: gzip`, whatever
+                       the request's Accept-Encoding; streamed: a normal stream
 
 Run standalone: python3 mock_upstream.py --port 8999 --openai-key K1 --anthropic-key K2 --groq-key K3
 """
@@ -41,6 +47,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import math
@@ -63,8 +70,14 @@ TOOL_PREAMBLE = "Checking the weather."  # Anthropic text block emitted before a
 SLOW_SECONDS = 5.0
 DRIP_COUNT = 50
 DRIP_INTERVAL = 0.2
+ENDLESS_CHUNK = 1024 * 1024  # mock-endless-line: bytes per chunk...
+ENDLESS_LIMIT = 512 * 1024 * 1024  # ...and the most it sends
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+             b"<body><h1>Bad Gateway</h1><p>mock-html: a proxy in front of the API answered with a page.</p></body></html>\n")
+HTML_EVENT_DATA = b"<html>not json"
 
 TRIGGERS = (  # longest first: mock-slow-body must win over mock-slow
+    "mock-endless-line",
     "mock-stream-error",
     "mock-stream-cut",
     "mock-overloaded",
@@ -74,6 +87,8 @@ TRIGGERS = (  # longest first: mock-slow-body must win over mock-slow
     "mock-fail-400",
     "mock-slow",
     "mock-drip",
+    "mock-html",
+    "mock-gzip",
 )
 
 OPENAI_PARAMS = {
@@ -840,6 +855,46 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def send_gzip_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        """The JSON answer gzip-compressed, with `Content-Encoding: gzip` (mock-gzip)."""
+        data = gzip.compress(json.dumps(obj).encode())
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def send_html(self) -> None:
+        """200 with an HTML page (mock-html, not streamed)."""
+        self.entry["status"] = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(HTML_PAGE)))
+        self.end_headers()
+        self.wfile.write(HTML_PAGE)
+        self.wfile.flush()
+
+    def endless_line(self, headers: dict[str, str] | None = None) -> None:
+        """mock-endless-line: an SSE line that never ends, until the reader leaves or ENDLESS_LIMIT."""
+        self.entry["status"] = 200
+        self.start_stream(headers)
+        sent = 0
+        block = b"a" * ENDLESS_CHUNK
+        try:
+            self.chunk(b'data: {"x":"')
+            while sent < ENDLESS_LIMIT:
+                self.chunk(block)
+                sent += len(block)
+            self.end_stream()
+        except OSError:
+            self.entry["client_gone"] = True
+            self.close_connection = True
+        self.entry["endless_sent"] = sent
+
     def write_events(self, events: list[bytes]) -> None:
         """One chunk per event, except: event 2 is split across two chunks and events 3+4 share one
         (real upstreams do not align TCP reads with SSE events)."""
@@ -994,6 +1049,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.openai_error(503, "The engine is currently overloaded, please try again later.", "server_error")
         if trig == "mock-slow":
             time.sleep(SLOW_SECONDS)
+        if trig == "mock-endless-line" and stream:
+            return self.endless_line({"x-request-id": f"req_mock{self.state.next_id():06d}"})
+        if trig == "mock-html" and not stream:
+            return self.send_html()
         plan = plan_reply("openai", body)
         n = self.state.next_id()
         groq = prefix == "groq"
@@ -1038,6 +1097,8 @@ class Handler(BaseHTTPRequestHandler):
                 resp["x_groq"] = {"id": f"req_groq{n:06d}"}
             else:
                 resp["service_tier"] = "default"
+            if trig == "mock-gzip":
+                return self.send_gzip_json(200, resp, extra_headers)
             return self.send_json(200, resp, extra_headers, delay_body=SLOW_SECONDS if trig == "mock-slow-body" else 0.0)
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -1109,6 +1170,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.entry["client_gone"] = True
                 self.close_connection = True
             return
+        if trig == "mock-html":
+            self.start_stream(extra_headers)
+            self.write_events([sse(HTML_EVENT_DATA)] + [sse(e) for e in events[1:]] + [sse(b"[DONE]")])
+            self.end_stream()
+            return
         self.start_stream(extra_headers)
         if trig == "mock-slow-body":
             time.sleep(SLOW_SECONDS)
@@ -1148,6 +1214,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.anthropic_error(529, "overloaded_error", "Overloaded")
         if trig == "mock-slow":
             time.sleep(SLOW_SECONDS)
+        if trig == "mock-endless-line" and stream:
+            return self.endless_line({"request-id": f"req_mock{self.state.next_id():06d}"})
+        if trig == "mock-html" and not stream:
+            return self.send_html()
 
         plan = plan_reply("anthropic", body)
         n = self.state.next_id()
@@ -1188,6 +1258,8 @@ class Handler(BaseHTTPRequestHandler):
         if not stream:
             resp = {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"], "content": blocks,
                     "stop_reason": stop_reason, "stop_sequence": plan["matched_stop"], "usage": usage}
+            if trig == "mock-gzip":
+                return self.send_gzip_json(200, resp, headers)
             return self.send_json(200, resp, headers, delay_body=SLOW_SECONDS if trig == "mock-slow-body" else 0.0)
 
         def ev(obj: dict) -> bytes:
@@ -1248,6 +1320,8 @@ class Handler(BaseHTTPRequestHandler):
         final_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
         events.append(ev({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": plan["matched_stop"]}, "usage": final_usage}))
         events.append(ev({"type": "message_stop"}))
+        if trig == "mock-html":  # the message_start event's data replaced by a page fragment
+            events[0] = b"event: message_start\ndata: " + HTML_EVENT_DATA + b"\n\n"
         self.start_stream(headers)
         if trig == "mock-slow-body":
             time.sleep(SLOW_SECONDS)

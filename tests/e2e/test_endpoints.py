@@ -84,7 +84,7 @@ def test_count_tokens_unknown_model(anth):
 
 
 def test_health(gateway, recorder):
-    r = g.raw_request(gateway.url, "GET", "/health", recorder=recorder)
+    r = g.raw_request(gateway.url, "GET", "/health", headers=OA_AUTH, recorder=recorder)  # providers need the key
     assert r.status == 200
     body = r.json()
     assert body.get("status") == "ok", body

@@ -5,7 +5,10 @@ If these fail, fix the mock before believing anything the gateway tests say.
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import json
+import time
 
 import anthropic
 import httpx2
@@ -13,6 +16,7 @@ import openai
 import pytest
 
 import gwtest as g
+import mock_upstream
 from gwtest import IMAGE_URL, PNG_B64, TOOL_RESULT, WEATHER_TOOL_AN, WEATHER_TOOL_OA
 from mock_upstream import TOOL_PREAMBLE
 
@@ -256,3 +260,80 @@ def test_mock_records_requests(mock, mock_url, tag):
                   {"Authorization": f"Bearer {g.UPSTREAM_KEYS['openai']}", "X-Custom": "Yes"})
     req = mock.one(tag)
     assert req["headers"]["x-custom"] == "Yes" and req["body"]["model"] == "gpt-4o-mini" and req["status"] == 200
+
+
+# ---- triggers for the hardening tests --------------------------------------------------------------
+
+
+def _mock_chat(prefix: str, model: str, text: str, stream: bool) -> tuple[str, dict, dict]:
+    if prefix == "anthropic":
+        return ("/anthropic/v1/messages",
+                {"model": model, "max_tokens": 10, "stream": stream, "messages": [{"role": "user", "content": text}]},
+                {"x-api-key": g.UPSTREAM_KEYS["anthropic"], "anthropic-version": "2023-06-01"})
+    return (f"/{prefix}/v1/chat/completions", {"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]},
+            {"Authorization": f"Bearer {g.UPSTREAM_KEYS[prefix]}"})
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+def test_endless_line_trigger(mock, mock_url, tag, prefix):
+    path, body, headers = _mock_chat(prefix, "mock-endless-line", f"hi {tag}", True)
+    conn = http.client.HTTPConnection("127.0.0.1", int(mock_url.rsplit(":", 1)[1]), timeout=10)
+    try:
+        conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json", **headers})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("content-type", "").startswith("text/event-stream")
+        got = b""
+        while len(got) < 3 * mock_upstream.ENDLESS_CHUNK:
+            d = resp.read1(1 << 20)
+            assert d, "the endless line ended"
+            got += d
+    finally:
+        conn.close()
+    prefix_bytes = b'data: {"x":"'
+    assert got.startswith(prefix_bytes) and b"\n" not in got and set(got[len(prefix_bytes):]) == {ord("a")}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not mock.one(tag)["client_gone"]:
+        time.sleep(0.05)
+    assert mock.one(tag)["client_gone"], "the mock must stop when its reader leaves"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["nonstream", "stream"])
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+def test_html_trigger(mock_url, tag, prefix, stream):
+    path, body, headers = _mock_chat(prefix, "mock-html", f"hi {tag}", stream)
+    r = g.raw_request(mock_url, "POST", path, body, headers)
+    assert r.status == 200
+    if not stream:
+        assert r.headers["content-type"].startswith("text/html") and r.body == mock_upstream.HTML_PAGE
+        return
+    events, clean = g.parse_sse(r.body)
+    assert clean and events[0][1] == mock_upstream.HTML_EVENT_DATA.decode()
+    if prefix == "openai":
+        assert events[-1][1] == "[DONE]"
+        rest = [json.loads(d) for _, d in events[1:-1]]
+        assert "".join(c["choices"][0]["delta"].get("content") or "" for c in rest if c["choices"]) == f"echo: hi {tag}"
+    else:
+        assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
+        assert all(json.loads(d)["type"] == n for n, d in events[1:])
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+def test_gzip_trigger(direct_openai, direct_anthropic, mock_url, tag, prefix):
+    path, body, headers = _mock_chat(prefix, "mock-gzip", f"hi {tag}", False)
+    r = g.raw_request(mock_url, "POST", path, body, headers)  # http.client: Accept-Encoding: identity
+    assert r.status == 200 and r.headers.get("content-encoding") == "gzip"
+    answer = json.loads(gzip.decompress(r.body))
+    text = answer["choices"][0]["message"]["content"] if prefix == "openai" else answer["content"][0]["text"]
+    assert text == f"echo: hi {tag}"
+    # the SDKs decode it
+    if prefix == "openai":
+        assert g.openai_chat(direct_openai(), stream=False, model="mock-gzip",
+                             messages=[{"role": "user", "content": "x"}]).text == "echo: x"
+    else:
+        assert g.anthropic_messages(direct_anthropic(), stream=False, model="mock-gzip", max_tokens=10,
+                                    messages=[{"role": "user", "content": "x"}]).text == "echo: x"
+    # streamed, it is a normal stream
+    path, body, headers = _mock_chat(prefix, "mock-gzip", f"hi {tag}", True)
+    r = g.raw_request(mock_url, "POST", path, body, headers)
+    assert r.status == 200 and "content-encoding" not in r.headers
+    (g.check_openai_stream if prefix == "openai" else g.check_anthropic_stream)(r.body)

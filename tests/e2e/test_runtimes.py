@@ -123,7 +123,7 @@ def test_unknown_model(runtime, recorder, mock, tag):
 
 
 def test_health_and_models(runtime):
-    r = g.raw_request(runtime.url, "GET", "/health")
+    r = g.raw_request(runtime.url, "GET", "/health", headers={"Authorization": f"Bearer {g.PROXY_KEY}"})
     assert r.status == 200
     providers = r.json()["providers"]
     assert providers["openai"]["configured"] is True and providers["anthropic"]["configured"] is True

@@ -1,12 +1,14 @@
 //! `gateway`: the local server. Hyper on 127.0.0.1:8317 around the shared engine; this file
 //! only converts types and wires the ports (gw-native: reqwest, system clock, stderr).
 
+mod conn;
 mod store;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gw_engine::Gateway;
+use gw_engine::{Body as EngineBody, Gateway};
 use gw_native::{EMBEDDED_CONFIG, Reqwest, SharedStore, Stderr, SystemClock};
+use gw_ports::{ByteStream, TransportError, TransportErrorKind};
 use gw_route::{Config, KeySpec};
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use http_body_util::{BodyExt, StreamBody};
@@ -31,6 +33,9 @@ const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
 Proxy key: GATEWAY_PROXY_KEY, or named keys in the config; with neither, a key is generated
 and printed once. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
 base URLs can be overridden with <PROVIDER>_BASE_URL.";
+
+/// Largest request head (request line and headers) the local server reads.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 struct Args {
     listen: SocketAddr,
@@ -230,7 +235,8 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let max_body = cfg.server.max_body_bytes;
+    let sv = cfg.server.clone();
+    conn::raise_fd_limit(sv.max_connections);
     let state_arg = args
         .state
         .clone()
@@ -265,21 +271,48 @@ async fn main() {
     let counter = std::sync::Arc::new(AtomicU64::new(seed));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut acceptor = conn::Acceptor::new(sv.max_connections);
+    let deadlines = conn::Deadlines {
+        head_ms: sv.header_read_timeout_ms,
+        idle_ms: sv.idle_timeout_ms,
+    };
     loop {
         tokio::select! {
-            conn = listener.accept() => {
-                let Ok((stream, _)) = conn else { continue };
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        acceptor.failed(&e).await;
+                        continue;
+                    }
+                };
+                acceptor.accepted();
+                let Some(permit) = acceptor.slot() else {
+                    tokio::spawn(conn::refuse(stream, acceptor.max()));
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
                 let counter = counter.clone();
+                let state = conn::ConnState::new();
+                let svc_state = state.clone();
                 let svc = service_fn(move |req: http::Request<Incoming>| {
                     let gw = gw.clone();
+                    let busy = svc_state.begin();
                     let id = format!("req_{:016x}", counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
-                    async move { Ok::<_, Infallible>(serve(&gw, req, id, max_body).await) }
+                    async move { Ok::<_, Infallible>(serve(&gw, req, id, busy).await) }
                 });
-                let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+                let io = TokioIo::new(conn::Io::new(stream, state.clone()));
+                // A 64 KiB head at most (hyper's default is ~400 KiB): larger gets hyper's 431.
+                let conn = http1::Builder::new()
+                    .keep_alive(true)
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .serve_connection(io, svc);
                 let fut = graceful.watch(conn);
-                tokio::spawn(async move { let _ = fut.await; });
+                tokio::spawn(async move {
+                    conn::guard(fut, state, deadlines).await;
+                    drop(permit);
+                });
             }
             () = &mut shutdown => break,
         }
@@ -298,23 +331,20 @@ async fn serve(
     gw: &Gateway<Reqwest, SystemClock, Stderr, LocalStore>,
     req: http::Request<Incoming>,
     id: String,
-    max_body: usize,
+    busy: conn::Busy,
 ) -> http::Response<Body> {
-    let (parts, mut body) = req.into_parts();
-    // Read at most one byte past the limit: the engine answers 413 in the client's format.
-    let mut buf = bytes::BytesMut::new();
-    while buf.len() <= max_body {
-        match body.frame().await {
-            Some(Ok(f)) => {
-                if let Ok(d) = f.into_data() {
-                    buf.extend_from_slice(&d);
-                }
-            }
-            Some(Err(_)) | None => break,
-        }
-    }
+    let (parts, body) = req.into_parts();
+    // The engine reads the body itself, after the proxy key, with its size and time limits; a
+    // body hyper reports broken (cut short, bad chunk framing) arrives as an error item.
+    let body: ByteStream = Box::pin(
+        body.into_data_stream()
+            .map(|r| r.map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))),
+    );
     let handled = gw
-        .handle(http::Request::from_parts(parts, buf.freeze()), id)
+        .handle_body(
+            http::Request::from_parts(parts, EngineBody::Stream(body)),
+            id,
+        )
         .await;
     // State writes run beside the response, never in front of it.
     // Its synchronous prefix runs here (a memory-store record finishes in one poll, saving a
@@ -324,6 +354,12 @@ async fn serve(
         tokio::spawn(after);
     }
     let (parts, stream) = handled.response.into_parts();
+    // The connection counts as busy until the last chunk was taken (then its idle clock starts).
+    let mut busy = Some(busy);
+    let stream = stream.chain(futures_util::stream::poll_fn(move |_| {
+        busy.take();
+        std::task::Poll::Ready(None)
+    }));
     let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
     http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
 }

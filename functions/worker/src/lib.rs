@@ -93,7 +93,6 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(gw) => gw,
         Err(e) => return error_response(format, &e),
     };
-    let max_body = gw.config().server.max_body_bytes;
     let mut b = http::Request::builder()
         .method(req.inner().method().as_str())
         .uri(match url.query() {
@@ -103,21 +102,20 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     for (k, v) in req.headers().entries() {
         b = b.header(k, v);
     }
-    // Read at most one byte past the limit: the engine answers 413 in the client's format.
-    let mut body = Vec::new();
-    if let Ok(mut s) = req.stream() {
-        while body.len() <= max_body {
-            match s.next().await {
-                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
-                Some(Err(_)) | None => break,
-            }
-        }
-    }
-    let http_req = match b.body(Bytes::from(body)) {
+    // The engine reads the body itself, after the proxy key, bounded in size and time.
+    let body: gw_ports::ByteStream = match req.stream() {
+        Ok(s) => Box::pin(s.map(|r| {
+            r.map(Bytes::from).map_err(|e| {
+                gw_ports::TransportError::new(gw_ports::TransportErrorKind::Body, e.to_string())
+            })
+        })),
+        Err(_) => Box::pin(futures_util::stream::empty()),
+    };
+    let http_req = match b.body(gw_engine::Body::Stream(body)) {
         Ok(r) => r,
         Err(e) => return error_response(format, &ApiError::invalid(e.to_string())),
     };
-    let handled = gw.handle(http_req, request_id()).await;
+    let handled = gw.handle_body(http_req, request_id()).await;
     // State writes run beside the response, never in front of it.
     ctx.wait_until(handled.after);
     let (parts, stream) = handled.response.into_parts();
