@@ -321,6 +321,9 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     match format {
         Format::OpenAi => {
             let d = f.data.trim();
+            if d.is_empty() {
+                return Ok(true); // no data, nothing to check (the decoders skip these too)
+            }
             if d == "[DONE]" {
                 *completed = true;
                 return Ok(true);
@@ -380,6 +383,9 @@ fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 _ => {}
             }
             let d = f.data.trim_start();
+            if d.is_empty() {
+                return Ok(true);
+            }
             match serde_json::from_str::<serde::de::IgnoredAny>(d) {
                 Ok(_) if d.starts_with('{') => Ok(true),
                 _ => Err(malformed("not a JSON object")),

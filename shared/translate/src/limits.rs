@@ -3,7 +3,7 @@
 //! weighs (100k one-character messages, a name the size of the body echoed into every log line).
 
 use gw_model::ApiError;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 /// What one request body may hold.
@@ -17,17 +17,19 @@ pub struct Limits {
     pub max_messages: usize,
 }
 
-/// Checks `body` against `limits`. Bodies that are not JSON pass: the decoder names that error.
+/// Checks `body` against `limits`, in one pass that builds nothing. Bodies that are not JSON
+/// pass: the decoder names that error.
 pub fn check(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
-    let depth = max_depth(body);
-    if depth > limits.max_depth {
-        return Err(ApiError::invalid(format!(
-            "request body nests {depth} levels deep; the limit is {} (server.max_json_depth)",
-            limits.max_depth
-        )));
-    }
-    let Ok(top) = serde_json::from_slice::<Top>(body) else {
-        return Ok(());
+    let seed = TopSeed(limits.max_depth);
+    let top = match seed.deserialize(&mut serde_json::Deserializer::from_slice(body)) {
+        Ok(t) => t,
+        Err(e) if e.to_string().starts_with(TOO_DEEP) => {
+            return Err(ApiError::invalid(format!(
+                "request body nests more than {} levels deep (server.max_json_depth)",
+                limits.max_depth
+            )));
+        }
+        Err(_) => return Ok(()),
     };
     if top.model_bytes > limits.max_model_bytes {
         return Err(ApiError::invalid(format!(
@@ -45,6 +47,8 @@ pub fn check(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+const TOO_DEEP: &str = "nesting limit";
 
 /// The deepest nesting of `[` and `{` outside strings, in one pass over the bytes.
 pub fn max_depth(body: &[u8]) -> usize {
@@ -74,84 +78,99 @@ pub fn max_depth(body: &[u8]) -> usize {
     max
 }
 
-/// The top level, read without building values: the model's length and the message count.
+/// The top level: the model's length and the message count.
 #[derive(Default)]
 struct Top {
     model_bytes: usize,
     messages: usize,
 }
 
-impl<'de> serde::Deserialize<'de> for Top {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Top;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Top, A::Error> {
-                let mut top = Top::default();
-                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match k.as_ref() {
-                        "model" => {
-                            let raw = m.next_value::<&'de serde_json::value::RawValue>()?;
-                            top.model_bytes = raw.get().len().saturating_sub(2);
-                        }
-                        "messages" => top.messages = m.next_value::<Count>()?.0,
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(top)
-            }
-        }
-        d.deserialize_map(V)
+/// Reads the top-level object; the `usize` is the nesting allowed, the object included.
+struct TopSeed(usize);
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-/// The length of an array (0 for anything else), counted without keeping its elements.
-struct Count(usize);
-
-impl<'de> serde::Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Count, A::Error> {
-                let mut n = 0;
-                while s.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Top, A::Error> {
+        let left = deeper::<A::Error>(self.0)?;
+        let mut top = Top::default();
+        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            match k.as_ref() {
+                "model" => {
+                    let raw = m.next_value::<&'de serde_json::value::RawValue>()?;
+                    top.model_bytes = raw.get().len().saturating_sub(2);
                 }
-                Ok(Count(n))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Count, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Count(0))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_unit<E>(self) -> Result<Count, E> {
-                Ok(Count(0))
+                "messages" => top.messages = m.next_value_seed(Skip(left))?,
+                _ => {
+                    m.next_value_seed(Skip(left))?;
+                }
             }
         }
-        d.deserialize_any(V)
+        Ok(top)
+    }
+}
+
+/// One more level of nesting, or the error that stops the parse.
+fn deeper<E: serde::de::Error>(left: usize) -> Result<usize, E> {
+    left.checked_sub(1).ok_or_else(|| E::custom(TOO_DEEP))
+}
+
+/// Skips a value, failing past the allowed nesting; yields an array's length (0 otherwise).
+struct Skip(usize);
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<usize, A::Error> {
+        let left = deeper::<A::Error>(self.0)?;
+        let mut n = 0;
+        while s.next_element_seed(Skip(left))?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<usize, A::Error> {
+        let left = deeper::<A::Error>(self.0)?;
+        while m.next_key::<IgnoredAny>()?.is_some() {
+            m.next_value_seed(Skip(left))?;
+        }
+        Ok(0)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(0)
     }
 }
 
@@ -177,6 +196,15 @@ mod tests {
         );
         let e = check(deep.as_bytes(), &L).unwrap_err();
         assert!(e.message.contains("server.max_json_depth"), "{}", e.message);
+        let at_limit = format!(
+            r#"{{"model":"m","metadata":{}1{}}}"#,
+            "[".repeat(6),
+            "]".repeat(6)
+        );
+        assert!(
+            check(at_limit.as_bytes(), &L).is_ok(),
+            "8 levels: object, metadata, 6 arrays"
+        );
         let long = format!(r#"{{"model":"{}","messages":[]}}"#, "x".repeat(17));
         let e = check(long.as_bytes(), &L).unwrap_err();
         assert!(
@@ -222,6 +250,12 @@ mod tests {
                 match a.first() { Some(x) => cur = x, None => break }
             }
             prop_assert_eq!(max_depth(v.as_bytes()), depth);
+            // The one-pass check agrees: the object adds a level.
+            let body = format!(r#"{{"model":"m","x":{v}}}"#);
+            for allowed in [depth, depth + 1, depth + 2] {
+                let lim = Limits { max_depth: allowed, ..L };
+                prop_assert_eq!(check(body.as_bytes(), &lim).is_ok(), depth < allowed, "{} allowed {}", body, allowed);
+            }
         }
 
         #[test]

@@ -219,6 +219,47 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// What the hardening checks cost: the request limits (depth, model, message count) on a 4 KB
+/// chat request, in µs per request, and the fast path's JSON check of each forwarded event of a
+/// real recorded stream, in µs per chunk.
+fn check_costs() -> (f64, f64) {
+    let turn = r#"{"role":"user","content":"Please summarise the following paragraph in two sentences, keeping the names and the numbers exactly as they are written."},{"role":"assistant","content":"Sure: here is a two-sentence summary that keeps every name and number as written."}"#;
+    let tool = r#"{"type":"function","function":{"name":"get_weather","description":"Weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]}},"required":["city"]}}}"#;
+    let mut body = String::from(r#"{"model":"gpt-4o-mini","stream":true,"messages":["#);
+    while body.len() < 3600 {
+        body.push_str(turn);
+        body.push(',');
+    }
+    body.push_str(r#"{"role":"user","content":"Go."}],"tools":["#);
+    body.push_str(tool);
+    body.push_str("]}");
+    let limits = gw_translate::limits::Limits {
+        max_depth: 64,
+        max_model_bytes: 256,
+        max_messages: 10_000,
+    };
+    let rounds = 20_000;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        assert!(
+            gw_translate::limits::check(std::hint::black_box(body.as_bytes()), &limits).is_ok()
+        );
+    }
+    let per_request = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let text = include_str!("../../../shared/translate/tests/fixtures/openai-text.chunks.txt");
+    let chunks: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let rounds = 300;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for c in &chunks {
+            let ok = serde_json::from_str::<serde::de::IgnoredAny>(std::hint::black_box(c));
+            assert!(ok.is_ok());
+        }
+    }
+    let per_chunk = t.elapsed().as_secs_f64() * 1e6 / (rounds * chunks.len()) as f64;
+    (per_request, per_chunk)
+}
+
 /// Per-chunk cost of translating a real recorded OpenAI stream into Anthropic SSE (parse + decode + encode).
 fn per_chunk_us() -> (f64, usize) {
     let text = include_str!("../../../shared/translate/tests/fixtures/openai-text.chunks.txt");
@@ -287,6 +328,10 @@ async fn main() {
     let (us, chunks) = per_chunk_us();
     println!(
         "per-chunk translation (OpenAI -> Anthropic, real {chunks}-chunk stream): {us:.2} us/chunk"
+    );
+    let (req_us, event_us) = check_costs();
+    println!(
+        "hardening checks: request limits {req_us:.2} us per 4 KB request; fast-path event JSON check {event_us:.3} us/chunk"
     );
 
     let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
