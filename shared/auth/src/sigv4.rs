@@ -4,6 +4,7 @@
 //! (shared state) and, later, Bedrock.
 
 use bytes::Bytes;
+use gw_codec::percent_decode;
 use hmac::{Hmac, Mac};
 use http::{HeaderValue, Request};
 use sha2::{Digest, Sha256};
@@ -202,25 +203,6 @@ fn encode(s: &str, encode_slash: bool) -> String {
         }
     }
     out
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if let (b'%', Some(&h), Some(&l)) = (b[i], b.get(i + 1), b.get(i + 2))
-            && let (Some(h), Some(l)) = (hex(h), hex(l))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 3986 remove-dot-segments, also dropping empty segments; keeps a trailing slash.

@@ -4,6 +4,9 @@
 //! converters instead of N². Opaque provider data (signatures, cache marks, unknown fields) is
 //! carried verbatim so it survives a round trip byte for byte.
 
+mod call;
+
+pub use call::{Fault, Framing, Operation, UpstreamError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
