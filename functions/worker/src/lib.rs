@@ -78,13 +78,12 @@ fn request_id() -> String {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let url = req.url()?;
-    let anthropic =
-        url.path().starts_with("/v1/messages") || req.headers().has("anthropic-version")?;
-    let format = if anthropic {
-        Format::Anthropic
-    } else {
-        Format::OpenAi
-    };
+    let mut head = http::HeaderMap::new();
+    if req.headers().has("anthropic-version")? {
+        head.insert("anthropic-version", http::HeaderValue::from_static("1"));
+    }
+    // The engine's rule, for errors before there is an engine.
+    let format = gw_translate::wire::client_format(url.path(), &head);
     let test_endpoints = lookup(&env, "GW_TEST_ENDPOINTS").as_deref() == Some("1");
     if test_endpoints && url.path() == "/__gw/conformance" && req.method() == worker::Method::Post {
         return conformance(&env).await;
@@ -118,7 +117,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let handled = gw.handle_body(http_req, request_id()).await;
     // State writes run beside the response, never in front of it.
     ctx.wait_until(handled.after);
-    let (parts, stream) = handled.response.into_parts();
+    to_worker(handled.response)
+}
+
+fn to_worker(resp: http::Response<gw_ports::BodyStream>) -> worker::Result<Response> {
+    let (parts, stream) = resp.into_parts();
     let headers = Headers::new();
     for (k, v) in &parts.headers {
         headers.append(k.as_str(), &String::from_utf8_lossy(v.as_bytes()))?;
@@ -130,11 +133,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 }
 
 fn error_response(format: Format, e: &ApiError) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    Ok(Response::from_bytes(gw_translate::encode_error(format, e))?
-        .with_status(e.status)
-        .with_headers(headers))
+    to_worker(gw_engine::error_response(format, e))
 }
 
 /// `POST /__gw/conformance` (only with `GW_TEST_ENDPOINTS=1`): the state store suite against the

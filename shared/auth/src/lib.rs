@@ -1,4 +1,4 @@
-//! Inbound proxy-key checks and secret hygiene.
+//! Inbound proxy-key checks, upstream signers and secret hygiene.
 //!
 //! Keys are compared as SHA-256 digests in constant time, over every configured key, so neither
 //! timing nor length reveals how close a guess was.
@@ -42,7 +42,10 @@ impl KeySet {
     }
 }
 
+pub mod signer;
 pub mod sigv4;
+
+pub use signer::{SignError, Signer};
 
 /// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
 /// by credential without storing the credential.

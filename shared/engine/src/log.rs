@@ -84,6 +84,31 @@ impl Attempt {
     }
 }
 
+/// How a request ended, as logged; it also decides what a stream's breaker records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered.
+    Ok,
+    /// Answered with an error (the upstream's or the gateway's).
+    Error,
+    /// The request was refused before any upstream call (bad input, limits, unknown model).
+    Rejected,
+    /// No valid proxy key.
+    Unauthenticated,
+    /// The client went away first.
+    ClientDisconnected,
+    /// A stream the upstream broke off or garbled.
+    UpstreamIncomplete,
+}
+
+impl Outcome {
+    /// Whether the upstream did its part (the breaker's view of a stream).
+    pub(crate) fn upstream_served(self) -> bool {
+        matches!(self, Self::Ok | Self::ClientDisconnected)
+    }
+}
+
 fn round(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
@@ -121,8 +146,8 @@ pub struct RequestLog {
     pub duration_ms: f64,
     /// Token usage, when the upstream reported it.
     pub usage: Option<Usage>,
-    /// `ok`, `error`, `rejected`, `unauthenticated`, `client_disconnected`, `upstream_incomplete`.
-    pub outcome: &'static str,
+    /// How it ended.
+    pub outcome: Outcome,
     /// Status sent to the client.
     pub status: u16,
     /// The state store failed during admission (the request went ahead).
@@ -149,7 +174,7 @@ impl RequestLog {
             duration_ms: 0.0,
             usage: None,
             // Until a phase settles it: a request dropped before then was left by its client.
-            outcome: "client_disconnected",
+            outcome: Outcome::ClientDisconnected,
             status: 499,
             store_error: None,
         }
@@ -202,7 +227,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     pub(crate) fn store_error(&mut self, e: &str) {
         self.with(|r| r.store_error = Some(e.to_owned()));
     }
-    pub(crate) fn outcome(&mut self, o: &'static str) {
+    pub(crate) fn outcome(&mut self, o: Outcome) {
         self.with(|r| r.outcome = o);
     }
     pub(crate) fn set_status(&mut self, s: u16) {
@@ -233,7 +258,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     pub(crate) fn usage(&mut self, u: Usage) {
         self.with(|r| r.usage = Some(r.usage.unwrap_or_default().merge(u)));
     }
-    pub(crate) fn outcome_is(&self, o: &str) -> bool {
+    pub(crate) fn outcome_is(&self, o: Outcome) -> bool {
         self.rec.as_ref().is_some_and(|r| r.outcome == o)
     }
 
@@ -253,7 +278,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
     fn drop(&mut self) {
         if let (Some(tx), Some(r)) = (self.done.take(), self.rec.as_ref()) {
             // The upstream did its part unless the stream broke or carried an error.
-            let _ = tx.send(matches!(r.outcome, "ok" | "client_disconnected"));
+            let _ = tx.send(r.outcome.upstream_served());
         }
         if let Some(mut r) = self.rec.take() {
             if let Some((provider, model, started)) = self.pending.take() {

@@ -1,8 +1,9 @@
-//! Relaying an upstream stream to the client: byte forwarding on the fast path (reading usage on
-//! the side), or SSE -> canonical events -> client SSE through stateful decoder and encoder.
+//! Relaying an upstream stream to the client: byte forwarding on the fast path (each event still
+//! checked, usage read on the side), or frames -> canonical events -> client frames through
+//! stateful decoder and encoder.
 
 use crate::Inner;
-use crate::log::LogGuard;
+use crate::log::{LogGuard, Outcome};
 use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt, StreamExt};
@@ -10,9 +11,9 @@ use gw_codec::{SseFrame, SseParser};
 use gw_model::{ApiError, ErrorKind, Format, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
 use gw_state::StateStore;
+use gw_translate::fast::FastStream;
 use gw_translate::{Decoder, Encoder};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use serde_json::Value;
+use http::{HeaderValue, Response, StatusCode};
 use std::sync::Arc;
 
 /// Most bytes gathered from already-buffered upstream chunks into one client write.
@@ -23,14 +24,13 @@ const COALESCE_LIMIT: usize = 64 * 1024;
     reason = "one per stream, never moved after creation"
 )]
 enum Mode {
-    Fast { wants_usage: bool, completed: bool },
+    Fast(FastStream),
     Translate { dec: Decoder, enc: Encoder },
 }
 
 struct Relay<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     inner: Arc<Inner<H, C, L, S>>,
     client: Format,
-    upstream: Format,
     rest: ByteStream,
     first: Option<Bytes>,
     parser: SseParser,
@@ -53,17 +53,13 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     include_usage: bool,
     first: Bytes,
     rest: ByteStream,
-    _upstream_headers: HeaderMap,
     mut log: LogGuard<H, C, L, S>,
 ) -> Response<BodyStream> {
     log.set_status(200);
     // Until the stream ends cleanly, a dropped relay means the client went away.
-    log.outcome("client_disconnected");
+    log.outcome(Outcome::ClientDisconnected);
     let mode = if fast {
-        Mode::Fast {
-            wants_usage: include_usage || client == Format::Anthropic,
-            completed: false,
-        }
+        Mode::Fast(FastStream::new(upstream, include_usage))
     } else {
         Mode::Translate {
             dec: Decoder::new(upstream),
@@ -74,7 +70,6 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     let relay = Relay {
         inner,
         client,
-        upstream,
         rest,
         first: Some(first),
         parser: if fast {
@@ -174,13 +169,13 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
         self.finished = true;
         let mut e = e;
         e.message = self.inner.scrub.scrub(&e.message);
-        if !self.log.outcome_is("error") {
-            self.log.outcome("upstream_incomplete");
+        if !self.log.outcome_is(Outcome::Error) {
+            self.log.outcome(Outcome::UpstreamIncomplete);
         }
         let mut out = Vec::new();
         match &mut self.mode {
             Mode::Translate { enc, .. } => enc.encode(&StreamEvent::Error(e), &mut out),
-            Mode::Fast { .. } => {
+            Mode::Fast(_) => {
                 Encoder::new(self.client, false).encode(&StreamEvent::Error(e), &mut out)
             }
         }
@@ -218,34 +213,41 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
 
     fn relay_frames(&mut self, frames: &[SseFrame], end: bool, mut out: Vec<u8>) -> Vec<u8> {
         match &mut self.mode {
-            Mode::Fast {
-                wants_usage,
-                completed,
-            } => {
+            Mode::Fast(fs) => {
                 let mut bad = None;
                 for f in frames {
-                    match fast_frame(self.upstream, f, *wants_usage, completed, &mut self.log) {
-                        Ok(true) => out.extend_from_slice(&f.raw),
-                        Ok(false) => {}
+                    match fs.frame(f) {
+                        Ok(seen) => {
+                            if let Some(u) = seen.usage {
+                                self.log.usage(u);
+                            }
+                            if seen.error {
+                                self.log.outcome(Outcome::Error);
+                            }
+                            if seen.forward {
+                                out.extend_from_slice(&f.raw);
+                            }
+                        }
                         Err(e) => {
                             bad = Some(e);
                             break;
                         }
                     }
                     // The end marker settles the outcome: clients may hang up before the upstream's EOF.
-                    if *completed && self.log.outcome_is("client_disconnected") {
-                        self.log.outcome("ok");
+                    if fs.completed() && self.log.outcome_is(Outcome::ClientDisconnected) {
+                        self.log.outcome(Outcome::Ok);
                     }
                 }
+                let completed = fs.completed();
                 if let Some(e) = bad {
                     out.extend_from_slice(&self.fail(e));
-                } else if end && !*completed {
+                } else if end && !completed {
                     out.extend_from_slice(&self.fail(ApiError::new(
                         ErrorKind::Api,
                         "upstream stream ended before it was complete",
                     )));
-                } else if end && !self.log.outcome_is("error") {
-                    self.log.outcome("ok");
+                } else if end && !self.log.outcome_is(Outcome::Error) {
+                    self.log.outcome(Outcome::Ok);
                 }
             }
             Mode::Translate { dec, enc } => {
@@ -269,8 +271,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                                 note_event(ev, &mut self.log);
                                 enc.encode(ev, &mut out);
                             }
-                            if !self.log.outcome_is("error") {
-                                self.log.outcome("ok");
+                            if !self.log.outcome_is(Outcome::Error) {
+                                self.log.outcome(Outcome::Ok);
                             }
                         }
                         Err(e) => failed = Some(e),
@@ -292,132 +294,9 @@ fn note_event<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     match ev {
         StreamEvent::Start { usage, .. } => log.usage(*usage),
         StreamEvent::Usage(u) => log.usage(*u),
-        StreamEvent::Error(_) => log.outcome("error"),
+        StreamEvent::Error(_) => log.outcome(Outcome::Error),
         // The end marker settles the outcome: clients may hang up before the upstream's EOF.
-        StreamEvent::End if log.outcome_is("client_disconnected") => log.outcome("ok"),
+        StreamEvent::End if log.outcome_is(Outcome::ClientDisconnected) => log.outcome(Outcome::Ok),
         _ => {}
-    }
-}
-
-/// Checks one forwarded frame and reads what the gateway needs from it: `Ok(false)` drops it, an
-/// error ends the stream (the bytes stay a copy, but garbage is never relayed as an event).
-fn fast_frame<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
-    format: Format,
-    f: &SseFrame,
-    wants_usage: bool,
-    completed: &mut bool,
-    log: &mut LogGuard<H, C, L, S>,
-) -> Result<bool, ApiError> {
-    if *completed {
-        // Nothing may follow the end marker.
-        return Ok(false);
-    }
-    let malformed = |why: &str| {
-        ApiError::new(
-            ErrorKind::Api,
-            format!("upstream sent a malformed stream event ({why})"),
-        )
-    };
-    match format {
-        Format::OpenAi => {
-            let d = f.data.trim();
-            if d.is_empty() {
-                return Ok(true); // no data, nothing to check (the decoders skip these too)
-            }
-            if d == "[DONE]" {
-                *completed = true;
-                return Ok(true);
-            }
-            // Cheap byte checks first: only a chunk with a usage object or an error is built into
-            // a value (with include_usage every chunk carries `"usage":null`); the others are
-            // only checked to be JSON.
-            if !(has_object(d, "\"usage\"")
-                || has_object(d, "\"x_groq\"")
-                || has_object(d, "\"error\""))
-            {
-                return match serde_json::from_str::<serde::de::IgnoredAny>(d) {
-                    Ok(_) if d.starts_with('{') => Ok(true),
-                    _ => Err(malformed("not a JSON object")),
-                };
-            }
-            let v = serde_json::from_str::<Value>(d)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or_else(|| malformed("not a JSON object"))?;
-            if v.get("error").is_some() {
-                log.outcome("error");
-            }
-            let u = v
-                .get("usage")
-                .filter(|u| u.is_object())
-                .or_else(|| v.pointer("/x_groq/usage"));
-            if let Some(u) = u {
-                log.usage(gw_translate::openai::parse_usage(u));
-                let usage_only = v
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty);
-                if usage_only && !wants_usage {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        }
-        Format::Anthropic => {
-            match f.event.as_deref() {
-                Some("message_start") | Some("message_delta") => {
-                    let v = serde_json::from_str::<Value>(&f.data)
-                        .ok()
-                        .filter(Value::is_object)
-                        .ok_or_else(|| malformed("not a JSON object"))?;
-                    if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
-                        log.usage(gw_translate::anthropic::parse_usage(u));
-                    }
-                    return Ok(true);
-                }
-                Some("message_stop") => *completed = true,
-                Some("error") => {
-                    log.outcome("error");
-                    *completed = true;
-                }
-                _ => {}
-            }
-            let d = f.data.trim_start();
-            if d.is_empty() {
-                return Ok(true);
-            }
-            match serde_json::from_str::<serde::de::IgnoredAny>(d) {
-                Ok(_) if d.starts_with('{') => Ok(true),
-                _ => Err(malformed("not a JSON object")),
-            }
-        }
-    }
-}
-
-/// Whether `key` appears in `json` followed by `:` and an object.
-fn has_object(json: &str, key: &str) -> bool {
-    json.match_indices(key).any(|(i, _)| {
-        let rest = json[i + key.len()..].trim_start();
-        rest.strip_prefix(':')
-            .is_some_and(|r| r.trim_start().starts_with('{'))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_object;
-
-    #[test]
-    fn finds_only_object_values() {
-        assert!(has_object(
-            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
-            "\"usage\""
-        ));
-        assert!(has_object(r#"{"usage" : {"a":1}}"#, "\"usage\""));
-        assert!(!has_object(
-            r#"{"choices":[{"delta":{"content":"usage"}}],"usage":null}"#,
-            "\"usage\""
-        ));
-        assert!(!has_object(r#"{"error_count":{}}"#, "\"error\""));
     }
 }

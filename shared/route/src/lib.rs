@@ -4,9 +4,11 @@
 
 mod config;
 mod glob;
+mod template;
 
 pub use config::{AuthSpec, Config, ConfigError, KeySpec, Provider, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
+pub use template::UrlTemplate;
 
 /// One place a request can go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,11 +49,11 @@ fn env_supplies_keys_and_base_url_overrides() {
     )
     .unwrap();
     let p = |id: &str| c.providers[c.provider_index(id).unwrap()].clone();
-    assert_eq!(p("openai").secret.as_deref(), Some("sk-1"));
+    assert_eq!(p("openai").signer.identity(), Some("sk-1"));
     assert!(p("openai").missing().is_none());
     assert_eq!(p("groq").base_url, "http://127.0.0.1:9/v1");
     assert_eq!(
-        p("huggingface").secret.as_deref(),
+        p("huggingface").signer.identity(),
         Some("hf"),
         "second env name is a fallback"
     );
@@ -167,4 +167,90 @@ fn interpolation_with_defaults() {
     let c = load(y, &[("BOB", "b")]).unwrap();
     assert_eq!(c.keys.len(), 1, "empty keys are ignored");
     assert_eq!(c.keys[0].key, "k-b-x");
+}
+
+#[test]
+fn providers_take_url_templates_params_and_any_auth_scheme() {
+    let yaml = "
+providers:
+  azure:
+    format: openai
+    base_url: https://res.openai.azure.com/
+    auth: {type: header, name: api-key, env: [AZ_KEY]}
+    paths: {chat: '/openai/deployments/{model}/chat/completions?api-version={api_version}'}
+    params: {api_version: '2024-10-21'}
+  gem:
+    format: openai
+    base_url: https://g.example/v1beta
+    auth: {type: query, name: key, env: [G_KEY]}
+    paths:
+      chat: '/models/{model}:generateContent'
+      chat_stream: '/models/{model}:streamGenerateContent?alt=sse'
+  aws:
+    format: anthropic
+    base_url: https://bedrock-runtime.us-east-1.amazonaws.com
+    auth: {type: aws_sigv4, service: bedrock, region: us-east-1}
+";
+    let c = load(
+        yaml,
+        &[
+            ("AZ_KEY", "az-1"),
+            ("G_KEY", "g-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "sek"),
+        ],
+    )
+    .unwrap();
+    let p = |id: &str| c.providers[c.provider_index(id).unwrap()].clone();
+    use gw_model::Operation::{Chat, CountTokens};
+    assert_eq!(
+        p("azure").url_for(Chat, true, "my-gpt").unwrap(),
+        "https://res.openai.azure.com/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21",
+        "a configured chat path serves streams too"
+    );
+    assert!(!p("azure").supports(CountTokens));
+    assert_eq!(
+        p("gem").url_for(Chat, true, "gemini-2.5-pro").unwrap(),
+        "https://g.example/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(
+        p("aws").url_for(CountTokens, false, "x").unwrap(),
+        "https://bedrock-runtime.us-east-1.amazonaws.com/v1/messages/count_tokens",
+        "the format's default"
+    );
+    assert_eq!(p("aws").signer.identity(), Some("AKID"));
+    assert!(c.secrets().contains(&"sek".to_owned()));
+    let none = load(yaml, &[]).unwrap();
+    let aws = &none.providers[none.provider_index("aws").unwrap()];
+    assert_eq!(
+        aws.missing().as_deref(),
+        Some("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    );
+
+    for (bad, path, why) in [
+        (
+            "paths: {chats: /x}",
+            "providers.p.paths.chats",
+            "unknown operation",
+        ),
+        (
+            "paths: {chat: '/x/{deployment}'}",
+            "providers.p.paths.chat",
+            "unknown variable",
+        ),
+        (
+            "paths: {chat: 'x'}",
+            "providers.p.paths.chat",
+            "must start with",
+        ),
+    ] {
+        let y = format!(
+            "providers:\n  p: {{format: openai, base_url: 'http://x', auth: {{type: none}}, {bad}}}\n"
+        );
+        let e = load(&y, &[]).unwrap_err();
+        assert_eq!(e.path, path, "{bad}");
+        assert!(e.reason.contains(why), "{bad}: {}", e.reason);
+    }
+    let y = "providers:\n  p: {format: openai, base_url: 'http://x', auth: {type: header, name: 'bad name', env: [K]}}\n";
+    assert_eq!(load(y, &[]).unwrap_err().path, "providers.p.auth.name");
 }

@@ -1,10 +1,15 @@
-//! Same-format fast path: forward the client's bytes, touching only named top-level fields.
+//! Same-format fast path: forward the client's bytes, touching only named top-level fields, and
+//! forward the upstream's stream as a byte copy that is still checked event by event.
 //!
 //! The body is scanned once into borrowed raw values (no value is parsed or re-serialised), so
 //! everything the gateway does not understand — thinking signatures, cache marks, new fields —
 //! reaches the upstream exactly as the client wrote it.
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use crate::{Format, anthropic, openai};
+use gw_codec::SseFrame;
+use gw_model::{ApiError, ErrorKind, Usage};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
@@ -75,9 +80,231 @@ pub fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// What the fast path learns from one upstream event.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Seen {
+    /// Forward the event's bytes (false: drop it, e.g. a usage chunk the client did not ask for).
+    pub forward: bool,
+    /// Usage the event reported.
+    pub usage: Option<Usage>,
+    /// The event is the upstream reporting an error.
+    pub error: bool,
+}
+
+/// Checks a same-format stream event by event: each must be a JSON object (or the format's end
+/// marker), nothing may follow the end, and usage is read on the side.
+#[derive(Debug)]
+pub struct FastStream {
+    format: Format,
+    /// OpenAI's `include_usage` as the client set it (the gateway always asks the upstream).
+    include_usage: bool,
+    completed: bool,
+}
+
+impl FastStream {
+    /// A checker for an upstream of `format` answering a client of the same format.
+    pub fn new(format: Format, include_usage: bool) -> Self {
+        Self {
+            format,
+            include_usage,
+            completed: false,
+        }
+    }
+
+    /// Whether the end marker arrived (`[DONE]`, `message_stop`, or an error event).
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// Checks one event; an error means the stream is garbage from here on.
+    pub fn frame(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        if self.completed {
+            return Ok(Seen::default()); // nothing may follow the end marker
+        }
+        match self.format {
+            Format::OpenAi => self.openai(f),
+            Format::Anthropic => self.anthropic(f),
+        }
+    }
+
+    fn openai(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let d = f.data.trim();
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        if d.is_empty() {
+            return Ok(seen); // no data, nothing to check (the decoders skip these too)
+        }
+        if d == "[DONE]" {
+            self.completed = true;
+            return Ok(seen);
+        }
+        // Cheap byte checks first: only a chunk with a usage object or an error is built into a
+        // value (with include_usage every chunk carries `"usage":null`); the others are only
+        // checked to be JSON.
+        if !(has_object(d, "\"usage\"")
+            || has_object(d, "\"x_groq\"")
+            || has_object(d, "\"error\""))
+        {
+            return json_object(d).map(|()| seen);
+        }
+        let v = serde_json::from_str::<Value>(d)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(malformed)?;
+        seen.error = v.get("error").is_some_and(|e| !e.is_null());
+        let u = v
+            .get("usage")
+            .filter(|u| u.is_object())
+            .or_else(|| v.pointer("/x_groq/usage"));
+        if let Some(u) = u {
+            seen.usage = Some(openai::parse_usage(u));
+            let usage_only = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+            seen.forward = !usage_only || self.include_usage;
+        }
+        Ok(seen)
+    }
+
+    fn anthropic(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        match f.event.as_deref() {
+            Some("message_start") | Some("message_delta") => {
+                let v = serde_json::from_str::<Value>(&f.data)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(malformed)?;
+                if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
+                    seen.usage = Some(anthropic::parse_usage(u));
+                }
+                return Ok(seen);
+            }
+            Some("message_stop") => self.completed = true,
+            Some("error") => {
+                seen.error = true;
+                self.completed = true;
+            }
+            _ => {}
+        }
+        let d = f.data.trim_start();
+        if d.is_empty() {
+            return Ok(seen);
+        }
+        json_object(d).map(|()| seen)
+    }
+}
+
+fn malformed() -> ApiError {
+    ApiError::new(
+        ErrorKind::Api,
+        "upstream sent a malformed stream event (not a JSON object)",
+    )
+}
+
+fn json_object(d: &str) -> Result<(), ApiError> {
+    match serde_json::from_str::<IgnoredAny>(d) {
+        Ok(_) if d.starts_with('{') => Ok(()),
+        _ => Err(malformed()),
+    }
+}
+
+/// Whether `key` appears in `json` followed by `:` and an object.
+fn has_object(json: &str, key: &str) -> bool {
+    json.match_indices(key).any(|(i, _)| {
+        let rest = json[i + key.len()..].trim_start();
+        rest.strip_prefix(':')
+            .is_some_and(|r| r.trim_start().starts_with('{'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_only_object_values() {
+        assert!(has_object(
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            "\"usage\""
+        ));
+        assert!(has_object(r#"{"usage" : {"a":1}}"#, "\"usage\""));
+        assert!(!has_object(
+            r#"{"choices":[{"delta":{"content":"usage"}}],"usage":null}"#,
+            "\"usage\""
+        ));
+        assert!(!has_object(r#"{"error_count":{}}"#, "\"error\""));
+    }
+
+    fn frame(event: Option<&str>, data: &str) -> SseFrame {
+        SseFrame {
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+            raw: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn openai_stream_checks_and_usage() {
+        let mut s = FastStream::new(Format::OpenAi, false);
+        assert!(
+            s.frame(&frame(
+                None,
+                r#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#
+            ))
+            .unwrap()
+            .forward
+        );
+        assert!(s.frame(&frame(None, "<html>")).is_err());
+        assert!(
+            s.frame(&frame(None, "[1,2]")).is_err(),
+            "an array is not an event"
+        );
+        let u = s
+            .frame(&frame(
+                None,
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            ))
+            .unwrap();
+        assert!(
+            !u.forward,
+            "usage-only chunk dropped for a client that did not ask"
+        );
+        assert_eq!(u.usage.unwrap().input, 3);
+        assert!(s.frame(&frame(None, "[DONE]")).unwrap().forward && s.completed());
+        assert!(
+            !s.frame(&frame(None, r#"{"late":1}"#)).unwrap().forward,
+            "nothing after [DONE]"
+        );
+    }
+
+    #[test]
+    fn anthropic_stream_checks_and_usage() {
+        let mut s = FastStream::new(Format::Anthropic, false);
+        let start = s
+            .frame(&frame(
+                Some("message_start"),
+                r#"{"message":{"usage":{"input_tokens":7}}}"#,
+            ))
+            .unwrap();
+        assert_eq!(start.usage.unwrap().input, 7);
+        assert!(
+            s.frame(&frame(Some("content_block_delta"), r#"{"index":0,"#))
+                .is_err()
+        );
+        let e = s
+            .frame(&frame(
+                Some("error"),
+                r#"{"type":"error","error":{"type":"overloaded_error"}}"#,
+            ))
+            .unwrap();
+        assert!(e.error && e.forward && s.completed());
+    }
 
     #[test]
     fn rewrites_only_the_named_fields_and_keeps_bytes() {

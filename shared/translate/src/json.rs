@@ -1,6 +1,6 @@
 //! Small helpers for walking untyped JSON with precise, path-named error messages.
 
-use gw_model::ApiError;
+use gw_model::{ApiError, Format};
 use serde_json::{Map, Value};
 
 /// Parses a request body, turning syntax errors into a 400 that says where.
@@ -158,4 +158,17 @@ pub(crate) fn split_data_uri(url: &str) -> Option<(String, String)> {
 /// Numbers as JSON without trailing noise (serde_json keeps integers integral).
 pub(crate) fn num(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// A request the target's format cannot express: named, never silently dropped.
+pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str) -> ApiError {
+    let name = match format {
+        Format::OpenAi => "OpenAI",
+        Format::Anthropic => "Anthropic",
+    };
+    ApiError::invalid(format!(
+        "provider `{}` ({name} format) does not support {what}",
+        o.provider
+    ))
+    .with_code("unsupported_parameter")
 }

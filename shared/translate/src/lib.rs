@@ -3,13 +3,16 @@
 //! Every format module has the same shape: `decode_request` / `encode_request`,
 //! `decode_response` / `encode_response`, a stream `Decoder` (upstream SSE frames -> canonical
 //! events) and `Encoder` (canonical events -> client SSE bytes), and `decode_error` / `encode_error`.
-//! Dispatch is a `match` on [`Format`], never `dyn`.
+//! Dispatch is a `match` on [`Format`], never `dyn`. What else a format owns on the wire
+//! (endpoints, paths, headers, framing, usage on the fast path, error meaning) is in [`wire`],
+//! and the same-format byte path in [`fast`].
 
 pub mod anthropic;
 pub mod fast;
 mod json;
 pub mod limits;
 pub mod openai;
+pub mod wire;
 
 pub use gw_model::Format;
 use gw_model::{ApiError, ChatRequest, ChatResponse, StreamEvent};

@@ -142,7 +142,7 @@ impl<'de> Visitor<'de> for Skip {
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<usize, A::Error> {
         let left = deeper::<A::Error>(self.0)?;
         let mut n = 0;
-        while s.next_element_seed(Skip(left))?.is_some() {
+        while s.next_element_seed(Self(left))?.is_some() {
             n += 1;
         }
         Ok(n)
@@ -150,7 +150,7 @@ impl<'de> Visitor<'de> for Skip {
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<usize, A::Error> {
         let left = deeper::<A::Error>(self.0)?;
         while m.next_key::<IgnoredAny>()?.is_some() {
-            m.next_value_seed(Skip(left))?;
+            m.next_value_seed(Self(left))?;
         }
         Ok(0)
     }
@@ -196,6 +196,8 @@ mod tests {
         );
         let e = check(deep.as_bytes(), &L).unwrap_err();
         assert!(e.message.contains("server.max_json_depth"), "{}", e.message);
+        let nested = format!(r#"{{"model":"m","metadata":{{"d":{}1{}}}}}"#, "[".repeat(7), "]".repeat(7));
+        assert!(check(nested.as_bytes(), &L).unwrap_err().message.contains("max_json_depth"));
         let at_limit = format!(
             r#"{{"model":"m","metadata":{}1{}}}"#,
             "[".repeat(6),

@@ -3,110 +3,13 @@
 
 use super::*;
 use futures::executor::block_on;
-use gw_ports::{TransportError, TransportErrorKind};
+use futures_util::StreamExt;
+use gw_ports::{ByteStream, TransportError, TransportErrorKind};
 use gw_state::{MemoryStore, StoreError};
-use std::collections::HashMap;
+use gw_testkit::{FakeHttp, Lines, Script, TestClock};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
 use std::sync::Mutex;
-
-#[derive(Clone)]
-enum Script {
-    Status(u16, &'static str),
-    Sse(Vec<&'static str>),
-    /// Sends these chunks, then the connection breaks.
-    SseThenBreak(Vec<&'static str>),
-    /// Sends these chunks, then stays open without sending more.
-    SseThenHang(Vec<&'static str>),
-    Refused,
-    Hang,
-}
-
-#[derive(Default)]
-struct FakeHttp {
-    by_host: HashMap<&'static str, Script>,
-    seen: Mutex<Vec<(String, HeaderMap, Value)>>,
-}
-
-impl HttpClient for FakeHttp {
-    fn send(
-        &self,
-        req: Request<Bytes>,
-    ) -> impl std::future::Future<Output = Result<Response<ByteStream>, TransportError>> + Send
-    {
-        let host = req.uri().host().unwrap_or_default().to_owned();
-        let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
-        self.seen
-            .lock()
-            .unwrap()
-            .push((req.uri().to_string(), req.headers().clone(), body));
-        let script = self
-            .by_host
-            .iter()
-            .find(|(h, _)| **h == host)
-            .map(|(_, s)| s.clone());
-        async move {
-            let chunks = |v: Vec<&'static str>, brk: bool| -> ByteStream {
-                let mut items: Vec<Result<Bytes, TransportError>> = v
-                    .into_iter()
-                    .map(|c| Ok(Bytes::from_static(c.as_bytes())))
-                    .collect();
-                if brk {
-                    items.push(Err(TransportError::new(
-                        TransportErrorKind::Body,
-                        "connection reset",
-                    )));
-                }
-                Box::pin(futures_util::stream::iter(items))
-            };
-            let resp = |status: u16, s: ByteStream| {
-                let mut r = Response::new(s);
-                *r.status_mut() = StatusCode::from_u16(status).unwrap();
-                Ok(r)
-            };
-            match script.unwrap_or(Script::Refused) {
-                Script::Status(s, b) => resp(s, chunks(vec![b], false)),
-                Script::Sse(v) => resp(200, chunks(v, false)),
-                Script::SseThenBreak(v) => resp(200, chunks(v, true)),
-                Script::SseThenHang(v) => resp(
-                    200,
-                    Box::pin(chunks(v, false).chain(futures_util::stream::pending())),
-                ),
-                Script::Refused => Err(TransportError::new(
-                    TransportErrorKind::Connect,
-                    "connection refused",
-                )),
-                Script::Hang => futures_util::future::pending().await,
-            }
-        }
-    }
-}
-
-/// Timers fire at once when `fire` is set, otherwise never.
-struct TestClock {
-    fire: bool,
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(1_700_000_000_000_000)
-    }
-    fn sleep(&self, _ms: u64) -> impl std::future::Future<Output = ()> + Send {
-        let fire = self.fire;
-        async move {
-            if !fire {
-                futures_util::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-#[derive(Default, Clone)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl LogSink for Lines {
-    fn emit(&self, line: &str) {
-        self.0.lock().unwrap().push(line.to_owned());
-    }
-}
 
 const YAML: &str = "
 providers:
@@ -752,3 +655,4 @@ fn a_store_that_never_answers_is_timed_out_and_traffic_flows() {
 }
 
 mod hardening;
+mod seam;

@@ -239,27 +239,21 @@ fn budget_for(effort: &str) -> u64 {
     }
 }
 
-fn unsupported(o: &EncodeOpts<'_>, what: &str) -> ApiError {
-    ApiError::invalid(format!(
-        "provider `{}` (Anthropic format) does not support {what}",
-        o.provider
-    ))
-    .with_code("unsupported_parameter")
-}
-
 /// Encodes a canonical request as an Anthropic Messages body.
 pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, ApiError> {
     // Fields an OpenAI client may send that would silently change the answer if dropped.
     if req.extra.format == Some(Format::OpenAi) {
         let f = &req.extra.fields;
         if f.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-            return Err(unsupported(o, "`n` > 1 (several choices)").with_param("n"));
+            return Err(
+                unsupported(Format::Anthropic, o, "`n` > 1 (several choices)").with_param("n"),
+            );
         }
         if f.get("logprobs").and_then(Value::as_bool) == Some(true) {
-            return Err(unsupported(o, "`logprobs`").with_param("logprobs"));
+            return Err(unsupported(Format::Anthropic, o, "`logprobs`").with_param("logprobs"));
         }
         if f.get("audio").is_some_and(|v| !v.is_null()) {
-            return Err(unsupported(o, "audio output").with_param("audio"));
+            return Err(unsupported(Format::Anthropic, o, "audio output").with_param("audio"));
         }
     }
     let s = &req.sampling;
@@ -268,7 +262,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
         ("frequency_penalty", s.frequency_penalty),
     ] {
         if v.is_some_and(|x| x != 0.0) {
-            return Err(unsupported(o, &format!("`{name}`")).with_param(name));
+            return Err(unsupported(Format::Anthropic, o, &format!("`{name}`")).with_param(name));
         }
     }
     if let Some(t) = s.temperature
@@ -415,6 +409,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
             } => def.clone(),
             Tool::Native { def, .. } => {
                 return Err(unsupported(
+                    Format::Anthropic,
                     o,
                     &format!("the tool type {}", def.get("type").unwrap_or(&Value::Null)),
                 ));
@@ -504,6 +499,7 @@ pub(crate) fn encode_block(p: &Part, o: &EncodeOpts<'_>) -> Result<Option<Value>
         } => block.clone(),
         Part::Opaque { block, .. } => {
             return Err(unsupported(
+                Format::Anthropic,
                 o,
                 &format!(
                     "content of type {}",

@@ -393,6 +393,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     def,
                 } => Ok(def.clone()),
                 Tool::Native { def, .. } => Err(unsupported(
+                    Format::OpenAi,
                     o,
                     &format!(
                         "the server tool {}",
@@ -442,7 +443,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     }
     if !s.stop.is_empty() {
         if s.stop.len() > 4 {
-            return Err(unsupported(o, "more than 4 stop sequences").with_param("stop_sequences"));
+            return Err(unsupported(Format::OpenAi, o, "more than 4 stop sequences")
+                .with_param("stop_sequences"));
         }
         body.insert("stop".into(), json!(s.stop));
     }
@@ -499,14 +501,6 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
         .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
 }
 
-pub(crate) fn unsupported(o: &EncodeOpts<'_>, what: &str) -> ApiError {
-    ApiError::invalid(format!(
-        "provider `{}` (OpenAI format) does not support {what}",
-        o.provider
-    ))
-    .with_code("unsupported_parameter")
-}
-
 /// System prompt / tool result content: a plain string when it is only text.
 fn text_content(parts: &[Part], o: &EncodeOpts<'_>) -> Result<Value, ApiError> {
     let mut texts = Vec::new();
@@ -515,6 +509,7 @@ fn text_content(parts: &[Part], o: &EncodeOpts<'_>) -> Result<Value, ApiError> {
             Part::Text { text, .. } => texts.push(text.as_str()),
             _ => {
                 return Err(unsupported(
+                    Format::OpenAi,
                     o,
                     "non-text content in system prompts or tool results",
                 ));
@@ -560,6 +555,7 @@ fn encode_part(p: &Part, o: &EncodeOpts<'_>) -> Result<Option<Value>, ApiError> 
                 }
                 (t, _) => {
                     return Err(unsupported(
+                        Format::OpenAi,
                         o,
                         &format!("content blocks of type {}", t.unwrap_or("unknown")),
                     ));

@@ -1,0 +1,103 @@
+//! Phase 1: who is calling, and what. The proxy key from the headers alone, then the body
+//! (bounded in size and time), then cheap limits, then the decode into the canonical request.
+
+use crate::log::{LogGuard, Outcome};
+use crate::{Gateway, body, util::error_response};
+use bytes::Bytes;
+use gw_model::{ApiError, ChatRequest, ErrorKind, Format};
+use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
+use gw_state::StateStore;
+use gw_translate::limits::{self, Limits};
+use http::{HeaderMap, Response};
+
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    /// Whether `headers` carry a configured proxy key (no log, no error: for `/health`).
+    pub(crate) fn knows_key(&self, headers: &HeaderMap) -> bool {
+        gw_auth::presented_key(headers).is_some_and(|k| self.inner.keys.check(k).is_some())
+    }
+
+    /// Checks the proxy key; the error is in the caller's format.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<(), ApiError> {
+        if self.inner.keys.is_empty() {
+            // Serverless runtimes cannot print a generated key; never run open instead. A
+            // server-side misconfiguration, so a 5xx rather than a 401 blaming the client.
+            log.outcome(Outcome::Unauthenticated);
+            return Err(ApiError::new(
+                ErrorKind::Api,
+                "this gateway has no proxy key configured: set GATEWAY_PROXY_KEY (`wrangler secret put GATEWAY_PROXY_KEY` on Workers, the ProxyKey parameter of the SAM stack on Lambda)",
+            )
+            .with_status(503)
+            .with_code("proxy_key_not_configured"));
+        }
+        let Some(presented) = gw_auth::presented_key(headers) else {
+            log.outcome(Outcome::Unauthenticated);
+            return Err(ApiError::new(
+                ErrorKind::Authentication,
+                "missing proxy key: send it as `Authorization: Bearer <key>`, `x-api-key`, `X-Proxy-Key` or `x-goog-api-key`",
+            ));
+        };
+        match self.inner.keys.check(presented) {
+            Some(name) => {
+                log.key_name(name);
+                Ok(())
+            }
+            None => {
+                log.outcome(Outcome::Unauthenticated);
+                Err(ApiError::new(
+                    ErrorKind::Authentication,
+                    "invalid proxy key",
+                ))
+            }
+        }
+    }
+
+    /// The prelude of every operation with a body: key, body, limits, decode. On failure the
+    /// response to send, in the client's format.
+    pub(crate) async fn admit_request(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        body: body::Body,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<(Bytes, ChatRequest), Response<BodyStream>> {
+        if let Err(e) = self.authenticate(headers, log) {
+            return Err(error_response(format, &e));
+        }
+        let sv = &self.inner.cfg.server;
+        let read = body::read(
+            body,
+            headers,
+            sv.max_body_bytes,
+            sv.body_read_timeout_ms,
+            &self.inner.clock,
+        )
+        .await;
+        let limits = Limits {
+            max_depth: sv.max_json_depth,
+            max_model_bytes: sv.max_model_bytes,
+            max_messages: sv.max_messages,
+        };
+        let decoded = read.and_then(|b| {
+            limits::check(&b, &limits)?;
+            let r = gw_translate::decode_request(format, &b)?;
+            Ok((b, r))
+        });
+        decoded.map_err(|e| {
+            log.outcome(Outcome::Rejected);
+            error_response(format, &e)
+        })
+    }
+}
+
+/// `X-Provider`, when the client forces one.
+pub(crate) fn forced_provider(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-provider")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,214 @@
+//! A chat request from plan to answer: each target in order (skipping unconfigured ones, open
+//! breakers and formats that cannot express the request), one attempt each until one answers
+//! or a failure is the client's; then the answer, streamed or whole, or the best error.
+
+use crate::attempt::Outcome as Attempted;
+use crate::authenticate::forced_provider;
+use crate::log::{Attempt, LogGuard, Outcome};
+use crate::record::{Deferred, breaker_key};
+use crate::{Body, Gateway, plan, relay, util::error_response};
+use gw_model::{ApiError, ErrorKind, Format, Operation, UpstreamError};
+use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
+use gw_state::{Command, Reply, StateStore};
+use http::{HeaderMap, HeaderValue, Response};
+use std::sync::Arc;
+
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    pub(crate) async fn chat(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        body: Body,
+        log: &mut LogGuard<H, C, L, S>,
+        start: Timestamp,
+        deferred: &mut Deferred,
+    ) -> Response<BodyStream> {
+        let (body, req) = match self.admit_request(format, headers, body, log).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let cfg = &self.inner.cfg;
+        log.model(&req.model, req.stream);
+        let plan = match cfg.resolve(&req.model, forced_provider(headers)) {
+            Ok(p) => p,
+            Err(e) => {
+                log.outcome(Outcome::Rejected);
+                return error_response(format, &e);
+            }
+        };
+        let deadline = Timestamp(start.0 + cfg.timeouts.total_ms * 1000);
+        let mut last: Option<UpstreamError> = None;
+        let mut missing: Vec<(String, String)> = Vec::new();
+        let mut unsupported: Option<ApiError> = None;
+        let mut open_for: Option<u64> = None;
+        for target in &plan {
+            let p = &cfg.providers[target.provider];
+            if let Some(var) = p.missing() {
+                log.attempt(Attempt::skipped(&p.id, &target.model, "not_configured"));
+                missing.push((p.id.clone(), var));
+                continue;
+            }
+            let now = self.inner.clock.now();
+            if now >= deadline {
+                log.attempt(Attempt::skipped(&p.id, &target.model, "total_timeout"));
+                last = Some(gw_translate::wire::transport_error(
+                    "total_timeout",
+                    ApiError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "gave up after {} ms (timeouts.total_ms)",
+                            cfg.timeouts.total_ms
+                        ),
+                    ),
+                    None,
+                ));
+                break;
+            }
+            let (upstream_body, fast) = match plan::upstream_body(format, &body, &req, p, target) {
+                Ok(b) => b,
+                Err(e) => {
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
+                    unsupported.get_or_insert(e);
+                    continue;
+                }
+            };
+            // Admission: one store round trip; an open breaker skips the target. A store that
+            // fails is logged and ignored: state trouble must never stop traffic.
+            let bkey = breaker_key(p);
+            match self
+                .inner
+                .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000)
+                .await
+            {
+                Ok(Reply::Reject { retry_after_ms }) => {
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
+                    open_for = Some(open_for.map_or(retry_after_ms, |o| o.min(retry_after_ms)));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => log.store_error(&e.to_string()),
+            }
+            let budget_ms = cfg
+                .timeouts
+                .per_attempt_ms
+                .min((deadline.0 - now.0) / 1000)
+                .max(1);
+            // Logged as cancelled if the client leaves while the attempt is in flight.
+            log.pending(&p.id, &target.model, now);
+            let outcome = match plan::upstream_request(
+                p,
+                format,
+                headers,
+                Operation::Chat,
+                req.stream,
+                &target.model,
+                upstream_body,
+                now.0 / 1_000_000,
+            )
+            .await
+            {
+                Ok(up) => self.attempt(up, p, req.stream, budget_ms).await,
+                Err(e) => Attempted::Failed(e),
+            };
+            log.settled();
+            let latency = self.inner.clock.now().ms_since(now);
+            match outcome {
+                Attempted::Stream {
+                    status,
+                    first,
+                    rest,
+                } => {
+                    log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
+                    log.route(&p.id, &target.model, fast);
+                    log.ttfb(self.inner.clock.now().ms_since(start));
+                    let (tx, rx) = futures_channel::oneshot::channel();
+                    log.on_done(tx);
+                    deferred.stream = Some((bkey, rx));
+                    return relay::stream_response(
+                        Arc::clone(&self.inner),
+                        format,
+                        p.format,
+                        fast,
+                        req.include_usage,
+                        first,
+                        rest,
+                        log.take(),
+                    );
+                }
+                Attempted::Full { status, body: ub } => {
+                    log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
+                    log.route(&p.id, &target.model, fast);
+                    log.ttfb(self.inner.clock.now().ms_since(start));
+                    let (resp, served) = self.full_response(format, p, fast, ub, log);
+                    deferred.records.push((bkey, served));
+                    return resp;
+                }
+                Attempted::Failed(mut e) => {
+                    e.error = self.inner.scrubbed(e.error);
+                    log.attempt(Attempt::failed(
+                        &p.id,
+                        &target.model,
+                        e.status,
+                        latency,
+                        e.class,
+                        &e.error.message,
+                    ));
+                    if e.fault.counts_against_target() {
+                        deferred.records.push((bkey, false));
+                    }
+                    if !e.fault.fails_over() {
+                        log.route(&p.id, &target.model, fast);
+                        log.outcome(Outcome::Error);
+                        return error_response(format, &e.error);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        log.outcome(Outcome::Error);
+        if let Some(e) = last {
+            let mut err = e.error;
+            if plan.len() > 1 {
+                err.message = format!("all {} targets failed; last: {}", plan.len(), err.message);
+            }
+            let mut r = error_response(format, &err);
+            if let Some(secs) = e.retry_after_secs {
+                r.headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
+            }
+            return r;
+        }
+        if let Some(ms) = open_for {
+            let secs = ms.div_ceil(1000).max(1);
+            let e = ApiError::new(
+                ErrorKind::Overloaded,
+                format!("every target for model `{}` is cooling down after repeated failures (circuit open); retry in {secs} s", req.model),
+            )
+            .with_code("circuit_open");
+            let mut r = error_response(format, &e);
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+            return r;
+        }
+        if let Some(e) = unsupported {
+            return error_response(format, &e);
+        }
+        let what: Vec<String> = missing
+            .iter()
+            .map(|(p, v)| format!("provider `{p}` is not configured: set {v}"))
+            .collect();
+        error_response(
+            format,
+            &ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "model `{}` cannot be served: {}",
+                    req.model,
+                    what.join("; ")
+                ),
+            )
+            .with_status(503)
+            .with_code("provider_not_configured"),
+        )
+    }
+}

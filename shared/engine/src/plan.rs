@@ -1,0 +1,111 @@
+//! Phase 2: where a request goes and what is sent there. The upstream body is the client's own
+//! bytes when the formats match (only the model rewritten), else the canonical request encoded;
+//! URL, headers and signature come from the provider's config and its format's wire contract.
+
+use bytes::Bytes;
+use gw_model::{ApiError, ChatRequest, ErrorKind, Fault, Format, Operation, UpstreamError};
+use gw_route::{Provider, Target};
+use gw_translate::{EncodeOpts, wire};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+
+/// The body for one target: `(bytes, fast)`. The error is the client's (its request cannot be
+/// expressed in the target's format: an unsupported parameter), or a body that is no object.
+pub(crate) fn upstream_body(
+    client: Format,
+    body: &[u8],
+    req: &ChatRequest,
+    p: &Provider,
+    target: &Target,
+) -> Result<(Vec<u8>, bool), ApiError> {
+    if p.format == client {
+        return wire::fast_request(client, body, &target.model, req)
+            .map(|b| (b, true))
+            .ok_or_else(|| ApiError::invalid("request body must be a JSON object"));
+    }
+    let opts = EncodeOpts {
+        model: &target.model,
+        provider: &p.id,
+        default_max_tokens: p.default_max_tokens,
+        max_tokens_field: &p.max_tokens_field,
+    };
+    gw_translate::encode_request(p.format, req, &opts).map(|b| (b, false))
+}
+
+/// The complete, signed upstream request.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per attempt, all parts of it"
+)]
+pub(crate) async fn upstream_request(
+    p: &Provider,
+    client: Format,
+    client_headers: &HeaderMap,
+    op: Operation,
+    stream: bool,
+    model: &str,
+    body: Vec<u8>,
+    unix_secs: u64,
+) -> Result<Request<Bytes>, UpstreamError> {
+    let refused = |class, fault, message: String| UpstreamError {
+        error: ApiError::new(ErrorKind::Api, message),
+        fault,
+        status: None,
+        class,
+        retry_after_secs: None,
+    };
+    let url = p.url_for(op, stream, model).ok_or_else(|| {
+        refused(
+            "unsupported",
+            Fault::Client,
+            format!("provider `{}` does not serve {}", p.id, op.as_str()),
+        )
+    })?;
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .body(Bytes::from(body))
+        .map_err(|_| {
+            refused(
+                "config",
+                Fault::Upstream,
+                format!("provider `{}`: the upstream URL is not valid", p.id),
+            )
+        })?;
+    let h = req.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "accept",
+        HeaderValue::from_static(wire::accept(p.format, op, stream)),
+    );
+    for (k, v) in wire::required_headers(p.format) {
+        h.insert(*k, HeaderValue::from_static(v));
+    }
+    // Validated at config load; a header that does not parse is skipped rather than sent broken.
+    for (k, v) in &p.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    if client == p.format {
+        for name in wire::passthrough_headers(p.format) {
+            if let Some(v) = client_headers.get(*name) {
+                h.insert(*name, v.clone());
+            }
+        }
+    }
+    p.signer.sign(&mut req, unix_secs).await.map_err(|e| {
+        refused(
+            "credential",
+            Fault::Credential,
+            format!(
+                "provider `{}`: cannot sign the request ({e}); check {}",
+                p.id,
+                p.auth.vars()
+            ),
+        )
+    })?;
+    Ok(req)
+}

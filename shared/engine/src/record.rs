@@ -1,0 +1,59 @@
+//! The last phase: breaker outcomes written to the state store after the response is on its
+//! way, never in front of it.
+
+use crate::Inner;
+use gw_ports::{BoxFuture, Clock, HttpClient, LogSink};
+use gw_route::Provider;
+use gw_state::{Command, StateStore};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Store writes that wait until the response is on its way.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    /// (breaker key, success) for attempts already decided.
+    pub(crate) records: Vec<(String, bool)>,
+    /// The streamed attempt: whether the upstream served it well arrives when the stream ends.
+    pub(crate) stream: Option<(String, futures_channel::oneshot::Receiver<bool>)>,
+}
+
+/// The breaker key of a provider and credential: a different key for the same provider gets its
+/// own breaker, and the credential itself never reaches the store.
+pub(crate) fn breaker_key(p: &Provider) -> String {
+    match p.signer.identity() {
+        Some(s) => format!("breaker:{}:{}", p.id, gw_auth::fingerprint(s)),
+        None => format!("breaker:{}", p.id),
+    }
+}
+
+/// The deferred writes of one request, as one future for the runtime to drive.
+pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    inner: Arc<Inner<H, C, L, S>>,
+    d: Deferred,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let record = |key: String, success: bool| {
+            let inner = Arc::clone(&inner);
+            async move {
+                let cmd = Command::Record {
+                    config: inner.cfg.breaker.clone(),
+                    success,
+                };
+                let now_ms = inner.clock.now().0 / 1000;
+                if let Err(e) = inner.store_apply(&key, &cmd, now_ms).await {
+                    let line =
+                        json!({"event": "state_store_error", "key": key, "error": e.to_string()});
+                    inner.log.emit(&inner.scrub.scrub(&line.to_string()));
+                }
+            }
+        };
+        for (key, ok) in d.records {
+            record(key, ok).await;
+        }
+        if let Some((key, rx)) = d.stream {
+            // A stream whose relay vanished without a verdict was cut by its client: the upstream was fine.
+            let ok = rx.await.unwrap_or(true);
+            record(key, ok).await;
+        }
+    })
+}

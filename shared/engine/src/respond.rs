@@ -1,0 +1,276 @@
+//! Complete answers: a whole upstream response for the client, and the small endpoints
+//! (token counts, the model list, health).
+
+use crate::attempt::Outcome as Attempted;
+use crate::authenticate::forced_provider;
+use crate::log::{Attempt, LogGuard, Outcome};
+use crate::util::{bytes_response, error_response, json_response};
+use crate::{Body, Gateway, plan};
+use bytes::Bytes;
+use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Operation, Part, Tool};
+use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
+use gw_route::Provider;
+use gw_state::StateStore;
+use gw_translate::wire;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde_json::{Value, json};
+
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    /// A complete upstream answer for the client; `false` when the upstream's 200 was garbage
+    /// (then the client gets a 502 and the breaker a failure, on either path).
+    pub(crate) fn full_response(
+        &self,
+        client: Format,
+        p: &Provider,
+        fast: bool,
+        body: Bytes,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> (Response<BodyStream>, bool) {
+        let bad = |why: String, log: &mut LogGuard<H, C, L, S>| {
+            log.outcome(Outcome::Error);
+            let e = ApiError::new(
+                ErrorKind::Api,
+                format!("provider `{}` sent an unreadable answer: {why}", p.id),
+            );
+            (error_response(client, &self.inner.scrubbed(e)), false)
+        };
+        let ok = |body: Bytes| bytes_response(StatusCode::OK, "application/json", body);
+        if fast {
+            // A byte copy, but only of a body that is JSON: an HTML error page or a cut-off
+            // body must not reach the client as a 200.
+            return match wire::usage_of_body(p.format, &body) {
+                Ok(u) => {
+                    if let Some(u) = u {
+                        log.usage(u);
+                    }
+                    log.outcome(Outcome::Ok);
+                    (ok(body), true)
+                }
+                Err(why) => bad(why, log),
+            };
+        }
+        match gw_translate::decode_response(p.format, &body) {
+            Ok(r) => {
+                log.usage(r.usage);
+                log.outcome(Outcome::Ok);
+                let out = gw_translate::encode_response(client, &r);
+                (ok(Bytes::from(out)), true)
+            }
+            Err(e) => bad(e.message, log),
+        }
+    }
+
+    /// An exact count from the first usable target that serves counting in the client's own
+    /// format; otherwise an honest estimate, marked as one.
+    pub(crate) async fn count_tokens(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        body: Body,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Response<BodyStream> {
+        let (body, req) = match self.admit_request(format, headers, body, log).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let cfg = &self.inner.cfg;
+        log.model(&req.model, false);
+        let targets = match cfg.resolve(&req.model, forced_provider(headers)) {
+            Ok(p) => p,
+            Err(e) => {
+                log.outcome(Outcome::Rejected);
+                return error_response(format, &e);
+            }
+        };
+        let counter = targets.iter().find(|t| {
+            let p = &cfg.providers[t.provider];
+            p.format == format && p.supports(Operation::CountTokens) && p.missing().is_none()
+        });
+        if let Some(t) = counter {
+            let p = &cfg.providers[t.provider];
+            if let Some(b) = wire::fast_request(format, &body, &t.model, &ChatRequest::default()) {
+                let started = self.inner.clock.now();
+                log.pending(&p.id, &t.model, started);
+                let up = plan::upstream_request(
+                    p,
+                    format,
+                    headers,
+                    Operation::CountTokens,
+                    false,
+                    &t.model,
+                    b,
+                    started.0 / 1_000_000,
+                )
+                .await;
+                let outcome = match up {
+                    Ok(up) => {
+                        self.attempt(up, p, false, cfg.timeouts.per_attempt_ms)
+                            .await
+                    }
+                    Err(e) => Attempted::Failed(e),
+                };
+                log.settled();
+                let latency = self.inner.clock.now().ms_since(started);
+                match outcome {
+                    Attempted::Full { status, body } => {
+                        log.attempt(Attempt::ok(&p.id, &t.model, status.as_u16(), latency));
+                        log.route(&p.id, &t.model, true);
+                        log.outcome(Outcome::Ok);
+                        return bytes_response(StatusCode::OK, "application/json", body);
+                    }
+                    Attempted::Failed(e) => {
+                        let err = self.inner.scrubbed(e.error);
+                        let (status, class) = (e.status, e.class);
+                        log.attempt(Attempt::failed(
+                            &p.id,
+                            &t.model,
+                            status,
+                            latency,
+                            class,
+                            &err.message,
+                        ));
+                        if !e.fault.fails_over() {
+                            log.outcome(Outcome::Error);
+                            return error_response(format, &err);
+                        }
+                    }
+                    Attempted::Stream { .. } => {}
+                }
+            }
+        }
+        log.outcome(Outcome::Ok);
+        let mut r = json_response(
+            StatusCode::OK,
+            &json!({"input_tokens": estimate_tokens(&req)}),
+        );
+        r.headers_mut().insert(
+            "x-gateway-token-count",
+            HeaderValue::from_static("estimate"),
+        );
+        r
+    }
+
+    /// Models of configured providers, and routes that reach one, in the client's shape.
+    pub(crate) fn models(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        one: Option<&str>,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Response<BodyStream> {
+        if let Err(e) = self.authenticate(headers, log) {
+            return error_response(format, &e);
+        }
+        log.outcome(Outcome::Ok);
+        let cfg = &self.inner.cfg;
+        let usable = |i: usize| cfg.providers[i].missing().is_none();
+        let mut list: Vec<(String, String)> = Vec::new();
+        for p in cfg.providers.iter().filter(|p| p.missing().is_none()) {
+            for m in &p.models {
+                list.push((m.clone(), p.id.clone()));
+            }
+        }
+        for r in cfg.routes.iter().filter(|r| !r.is_glob) {
+            if let Some((i, _)) = r.targets.iter().find(|(i, _)| usable(*i))
+                && !list.iter().any(|(m, _)| *m == r.pattern)
+            {
+                list.push((r.pattern.clone(), cfg.providers[*i].id.clone()));
+            }
+        }
+        match one {
+            Some(id) => match list.iter().find(|(m, _)| m == id) {
+                Some((m, owner)) => {
+                    json_response(StatusCode::OK, &wire::model_entry(format, m, owner))
+                }
+                None => {
+                    log.outcome(Outcome::Error);
+                    let shown = crate::log::cut(id, 256);
+                    error_response(
+                        format,
+                        &ApiError::new(
+                            ErrorKind::NotFound,
+                            format!("model `{shown}` is not available"),
+                        )
+                        .with_code("model_not_found"),
+                    )
+                }
+            },
+            None => {
+                let entries: Vec<Value> = list
+                    .iter()
+                    .map(|(m, owner)| wire::model_entry(format, m, owner))
+                    .collect();
+                let ids: Vec<&str> = list.iter().map(|(m, _)| m.as_str()).collect();
+                json_response(StatusCode::OK, &wire::model_list(format, entries, &ids))
+            }
+        }
+    }
+
+    /// Liveness for anyone; which providers are configured (and which variables are missing)
+    /// only for a caller with a proxy key.
+    pub(crate) fn health(&self, headers: &HeaderMap) -> Response<BodyStream> {
+        if !self.knows_key(headers) {
+            return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        }
+        let mut providers = serde_json::Map::new();
+        for p in &self.inner.cfg.providers {
+            let mut o = json!({"configured": p.missing().is_none(), "format": p.format.as_str()});
+            if let Some(m) = p.missing() {
+                o["missing"] = json!(m);
+            }
+            providers.insert(p.id.clone(), o);
+        }
+        json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "providers": providers}),
+        )
+    }
+}
+
+/// An honest estimate (about 4 characters a token, plus fixed costs) for upstreams with no
+/// counting endpoint; never a fake zero.
+pub fn estimate_tokens(req: &ChatRequest) -> u64 {
+    fn part_chars(p: &Part) -> (usize, u64) {
+        match p {
+            Part::Text { text, .. } | Part::Thinking { text, .. } => (text.len(), 0),
+            Part::ToolUse {
+                name, arguments, ..
+            } => (name.len() + arguments.len(), 0),
+            Part::ToolResult { content, .. } => content
+                .iter()
+                .map(part_chars)
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+            Part::Image { .. } => (0, 1_600),
+            Part::Opaque { block, .. } => (block.to_string().len(), 0),
+            Part::RedactedThinking { data } => (data.len() / 4, 0),
+        }
+    }
+    let mut chars = 0usize;
+    let mut fixed = 3u64;
+    for p in req
+        .system
+        .iter()
+        .chain(req.messages.iter().flat_map(|m| m.content.iter()))
+    {
+        let (c, f) = part_chars(p);
+        chars += c;
+        fixed += f;
+    }
+    fixed += 4 * req.messages.len() as u64;
+    for t in &req.tools {
+        chars += match t {
+            Tool::Function {
+                name,
+                description,
+                parameters,
+                ..
+            } => {
+                name.len()
+                    + description.as_ref().map_or(0, String::len)
+                    + parameters.to_string().len()
+            }
+            Tool::Native { def, .. } => def.to_string().len(),
+        };
+    }
+    (chars as u64).div_ceil(4) + fixed
+}
