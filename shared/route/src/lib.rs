@@ -4,10 +4,12 @@
 
 mod config;
 mod glob;
+mod provider;
 mod template;
 
-pub use config::{AuthSpec, Config, ConfigError, KeySpec, Provider, Server, Timeouts};
+pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
+pub use provider::{AuthSpec, Provider};
 pub use template::UrlTemplate;
 
 /// One place a request can go.

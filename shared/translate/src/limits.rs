@@ -196,8 +196,17 @@ mod tests {
         );
         let e = check(deep.as_bytes(), &L).unwrap_err();
         assert!(e.message.contains("server.max_json_depth"), "{}", e.message);
-        let nested = format!(r#"{{"model":"m","metadata":{{"d":{}1{}}}}}"#, "[".repeat(7), "]".repeat(7));
-        assert!(check(nested.as_bytes(), &L).unwrap_err().message.contains("max_json_depth"));
+        let nested = format!(
+            r#"{{"model":"m","metadata":{{"d":{}1{}}}}}"#,
+            "[".repeat(7),
+            "]".repeat(7)
+        );
+        assert!(
+            check(nested.as_bytes(), &L)
+                .unwrap_err()
+                .message
+                .contains("max_json_depth")
+        );
         let at_limit = format!(
             r#"{{"model":"m","metadata":{}1{}}}"#,
             "[".repeat(6),

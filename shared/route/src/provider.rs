@@ -1,0 +1,305 @@
+//! Providers: format, URL shape and credentials, from YAML and the environment. Adding a
+//! provider of a known format is an entry in `providers:`, never code.
+
+use crate::template::UrlTemplate;
+use gw_auth::Signer;
+use gw_model::{Format, Operation};
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// How the gateway authenticates to a provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// `Authorization: Bearer <key>`.
+    Bearer {
+        /// Environment variables to take the key from, first set wins.
+        env: Vec<String>,
+    },
+    /// `<name>: <key>`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Environment variables to take the key from, first set wins.
+        env: Vec<String>,
+    },
+    /// `?<name>=<key>` on the URL.
+    Query {
+        /// Query parameter name.
+        name: String,
+        /// Environment variables to take the key from, first set wins.
+        env: Vec<String>,
+    },
+    /// AWS SigV4 with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (a
+    /// Lambda function's role provides them).
+    AwsSigv4 {
+        /// Service in the credential scope (`bedrock`).
+        service: String,
+        /// Region (`${AWS_REGION:-us-east-1}`).
+        region: String,
+    },
+    /// No credentials (local servers).
+    None,
+}
+
+impl AuthSpec {
+    /// The variables an operator sets for this scheme, for messages.
+    pub fn vars(&self) -> String {
+        match self {
+            Self::Bearer { env } | Self::Header { env, .. } | Self::Query { env, .. } => {
+                env.join(" or ")
+            }
+            Self::AwsSigv4 { .. } => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            Self::None => "its credentials".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    format: Format,
+    #[serde(default)]
+    base_url: String,
+    auth: AuthSpec,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    max_tokens_field: Option<String>,
+    #[serde(default)]
+    default_max_tokens: Option<u64>,
+    #[serde(default)]
+    paths: BTreeMap<String, String>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
+
+/// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
+const PATH_KEYS: [&str; 3] = ["chat", "chat_stream", "count_tokens"];
+
+/// A provider, resolved against the environment.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Id (the key under `providers:`).
+    pub id: String,
+    /// Wire format.
+    pub format: Format,
+    /// Base URL without a trailing slash (after `<ID>_BASE_URL`); empty if unset.
+    pub base_url: String,
+    /// Auth scheme, as configured.
+    pub auth: AuthSpec,
+    /// Signs upstream requests; `Signer::None` also when the credential is missing.
+    pub signer: Signer,
+    /// The credential was found (or none is needed).
+    pub has_credential: bool,
+    /// Extra headers sent upstream.
+    pub headers: Vec<(String, String)>,
+    /// Models it serves (for listing and resolution).
+    pub models: Vec<String>,
+    /// OpenAI-format output-limit field.
+    pub max_tokens_field: String,
+    /// Anthropic-format default `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Path template per `paths:` key (configured, else the format's default).
+    paths: BTreeMap<&'static str, UrlTemplate>,
+    /// Values for the templates' variables.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Provider {
+    /// The name of the variable holding the base URL override.
+    pub fn base_url_var(&self) -> String {
+        format!(
+            "{}_BASE_URL",
+            self.id.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// `None` when usable, else what the operator must set.
+    pub fn missing(&self) -> Option<String> {
+        if self.base_url.is_empty() {
+            return Some(self.base_url_var());
+        }
+        (!self.has_credential).then(|| self.auth.vars())
+    }
+
+    /// Whether the provider serves `op` (its format has it, or its config gives a path).
+    pub fn supports(&self, op: Operation) -> bool {
+        self.paths.contains_key(path_key(op, false))
+    }
+
+    /// The full upstream URL of `op` for `model`; `None` when the provider does not serve it.
+    pub fn url_for(&self, op: Operation, stream: bool, model: &str) -> Option<String> {
+        let t = self.paths.get(path_key(op, stream))?;
+        Some(format!(
+            "{}{}",
+            self.base_url,
+            t.render(model, &self.params)
+        ))
+    }
+}
+
+fn path_key(op: Operation, stream: bool) -> &'static str {
+    match (op, stream) {
+        (Operation::Chat, false) => "chat",
+        (Operation::Chat, true) => "chat_stream",
+        (Operation::CountTokens, _) => "count_tokens",
+    }
+}
+
+/// The provider's path templates: configured ones, else the format's (a configured `chat` also
+/// serves streams unless `chat_stream` is given).
+fn path_templates(
+    format: Format,
+    configured: &BTreeMap<String, String>,
+    params: &BTreeMap<String, String>,
+) -> Result<BTreeMap<&'static str, UrlTemplate>, (String, String)> {
+    for k in configured.keys() {
+        if !PATH_KEYS.contains(&k.as_str()) {
+            return Err((
+                format!("paths.{k}"),
+                format!("unknown operation (one of {})", PATH_KEYS.join(", ")),
+            ));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, op, stream) in [
+        ("chat", Operation::Chat, false),
+        ("chat_stream", Operation::Chat, true),
+        ("count_tokens", Operation::CountTokens, false),
+    ] {
+        let text = configured
+            .get(key)
+            .or_else(|| {
+                (key == "chat_stream")
+                    .then(|| configured.get("chat"))
+                    .flatten()
+            })
+            .map(String::as_str)
+            .or_else(|| gw_translate::wire::default_path(format, op, stream));
+        if let Some(text) = text {
+            let t = UrlTemplate::parse(text, params).map_err(|r| (format!("paths.{key}"), r))?;
+            out.insert(key, t);
+        }
+    }
+    Ok(out)
+}
+
+/// The signer for `auth`, if its credential is in the environment.
+fn signer(auth: &AuthSpec, env: &dyn Fn(&str) -> Option<String>) -> Option<Signer> {
+    let first = |vars: &[String]| vars.iter().find_map(|v| env(v).filter(|s| !s.is_empty()));
+    Some(match auth {
+        AuthSpec::None => Signer::None,
+        AuthSpec::Bearer { env } => Signer::Bearer(first(env)?),
+        AuthSpec::Header { name, env } => Signer::Header {
+            name: name.clone(),
+            value: first(env)?,
+        },
+        AuthSpec::Query { name, env } => Signer::Query {
+            name: name.clone(),
+            value: first(env)?,
+        },
+        AuthSpec::AwsSigv4 { service, region } => Signer::SigV4 {
+            creds: gw_auth::sigv4::Credentials {
+                access_key_id: env("AWS_ACCESS_KEY_ID").filter(|s| !s.is_empty())?,
+                secret_access_key: env("AWS_SECRET_ACCESS_KEY").filter(|s| !s.is_empty())?,
+                session_token: env("AWS_SESSION_TOKEN").filter(|s| !s.is_empty()),
+            },
+            region: region.clone(),
+            service: service.clone(),
+        },
+    })
+}
+
+/// Builds provider `id` from its YAML node; the error is (path below the provider, reason).
+pub(crate) fn build(
+    id: &str,
+    v: Value,
+    default_max_tokens: u64,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, (String, String)> {
+    let rp: RawProvider = serde_path_to_error::deserialize(v).map_err(|e| {
+        let p = format!(".{}", e.path());
+        (
+            p.trim_end_matches("..").trim_end_matches('.').to_owned(),
+            e.into_inner().to_string(),
+        )
+    })?;
+    let paths =
+        path_templates(rp.format, &rp.paths, &rp.params).map_err(|(p, r)| (format!(".{p}"), r))?;
+    let mut p = Provider {
+        id: id.to_owned(),
+        format: rp.format,
+        base_url: rp.base_url,
+        signer: Signer::None,
+        has_credential: false,
+        auth: rp.auth,
+        paths,
+        params: rp.params,
+        headers: rp.headers.into_iter().collect(),
+        models: rp.models,
+        max_tokens_field: rp.max_tokens_field.unwrap_or_else(|| "max_tokens".into()),
+        default_max_tokens: rp.default_max_tokens.unwrap_or(default_max_tokens),
+    };
+    if let Some(url) = env(&p.base_url_var()).filter(|u| !u.is_empty()) {
+        p.base_url = url;
+    }
+    p.base_url = p.base_url.trim_end_matches('/').to_owned();
+    if !(p.base_url.is_empty()
+        || p.base_url.starts_with("http://")
+        || p.base_url.starts_with("https://"))
+    {
+        return Err((
+            ".base_url".into(),
+            format!("`{}` is not an http(s) URL", p.base_url),
+        ));
+    }
+    if !["max_tokens", "max_completion_tokens"].contains(&p.max_tokens_field.as_str()) {
+        return Err((
+            ".max_tokens_field".into(),
+            "must be max_tokens or max_completion_tokens".into(),
+        ));
+    }
+    match &p.auth {
+        AuthSpec::Bearer { env: vars }
+        | AuthSpec::Header { env: vars, .. }
+        | AuthSpec::Query { env: vars, .. }
+            if vars.is_empty() =>
+        {
+            return Err((
+                ".auth.env".into(),
+                "name at least one environment variable".into(),
+            ));
+        }
+        AuthSpec::Header { name, .. } | AuthSpec::Query { name, .. }
+            if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() =>
+        {
+            return Err((
+                ".auth.name".into(),
+                format!("`{name}` is not a valid header or parameter name"),
+            ));
+        }
+        AuthSpec::AwsSigv4 { service, region } if service.is_empty() || region.is_empty() => {
+            return Err((
+                ".auth".into(),
+                "aws_sigv4 needs a service and a region".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(s) = signer(&p.auth, env) {
+        p.signer = s;
+        p.has_credential = true;
+    }
+    for (k, val) in &p.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+            || http::HeaderValue::from_str(val).is_err()
+        {
+            return Err((format!(".headers.{k}"), "not a valid HTTP header".into()));
+        }
+    }
+    Ok(p)
+}

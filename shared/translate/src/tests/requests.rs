@@ -1,0 +1,387 @@
+//! Request, response and error mapping between the formats: the conversion table's facts.
+
+use super::*;
+
+#[test]
+fn openai_request_to_anthropic() {
+    let body = json!({
+        "model": "gpt-4",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "Use tools."}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is in these?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "high"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"location\":\"Paris\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": "{\"location\":\"Rome\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "rainy"}]},
+            {"role": "user", "content": "thanks"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}],
+        "tool_choice": "required",
+        "parallel_tool_calls": false,
+        "stop": ["END"],
+        "temperature": 0.5,
+        "max_completion_tokens": 100,
+        "user": "u-1",
+        "stream": true,
+        "stream_options": {"include_usage": true}
+    });
+    let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+    assert!(req.include_usage && req.stream);
+    let a =
+        to_json(encode_request(Format::Anthropic, &req, &opts("claude-x", "anthropic")).unwrap());
+    assert_eq!(a["model"], "claude-x");
+    assert_eq!(a["system"], "Be brief.\n\nUse tools.");
+    assert_eq!(a["max_tokens"], 100);
+    assert_eq!(a["stop_sequences"], json!(["END"]));
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        a["tools"][0]["input_schema"]["properties"]["location"]["type"],
+        "string"
+    );
+    assert_eq!(a["metadata"]["user_id"], "u-1");
+    let msgs = a["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs.len(),
+        3,
+        "user, assistant, user (tool results + text merged): {msgs:?}"
+    );
+    assert_eq!(
+        msgs[0]["content"][1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(
+        msgs[0]["content"][2]["source"],
+        json!({"type": "url", "url": "https://example.com/cat.png"})
+    );
+    assert_eq!(msgs[1]["content"][1]["input"], json!({"location": "Rome"}));
+    assert_eq!(
+        msgs[2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "sunny"}]})
+    );
+    assert_eq!(msgs[2]["content"][1]["tool_use_id"], "call_2");
+    assert_eq!(
+        msgs[2]["content"][2],
+        json!({"type": "text", "text": "thanks"})
+    );
+    assert!(
+        a.get("stream_options").is_none(),
+        "OpenAI-only fields do not leak to Anthropic"
+    );
+}
+
+#[test]
+fn anthropic_request_to_openai() {
+    let body = json!({
+        "model": "claude-3",
+        "max_tokens": 50,
+        "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "t", "signature": "sig"},
+                {"type": "text", "text": "calling"},
+                {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"location": "Paris"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny", "is_error": false},
+                {"type": "text", "text": "and?"}
+            ]}
+        ],
+        "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "weather"},
+        "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "stop_sequences": ["X"],
+        "top_k": 5
+    });
+    let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
+    let o = to_json(
+        encode_request(
+            Format::OpenAi,
+            &req,
+            &EncodeOpts {
+                max_tokens_field: "max_completion_tokens",
+                ..opts("gpt-4o", "openai")
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        o["messages"][0],
+        json!({"role": "system", "content": "sys"})
+    );
+    assert_eq!(o["messages"][2]["content"], "calling");
+    assert_eq!(
+        o["messages"][2]["tool_calls"][0]["function"],
+        json!({"name": "weather", "arguments": "{\"location\":\"Paris\"}"})
+    );
+    assert_eq!(
+        o["messages"][3],
+        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"})
+    );
+    assert_eq!(o["messages"][4], json!({"role": "user", "content": "and?"}));
+    assert_eq!(
+        o["tool_choice"],
+        json!({"type": "function", "function": {"name": "weather"}})
+    );
+    assert_eq!(o["max_completion_tokens"], 50);
+    assert_eq!(o["reasoning_effort"], "low");
+    assert_eq!(o["stop"], json!(["X"]));
+    assert!(o.get("top_k").is_none(), "OpenAI itself rejects top_k");
+}
+
+#[test]
+fn effort_becomes_a_thinking_budget_below_max_tokens() {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "medium", "max_tokens": 1000});
+    let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+    let a = to_json(encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap());
+    assert_eq!(
+        a["thinking"],
+        json!({"type": "enabled", "budget_tokens": 8192})
+    );
+    assert!(a["max_tokens"].as_u64().unwrap() > 8192);
+}
+
+#[test]
+fn response_format_json_schema_goes_through_a_forced_tool_and_comes_back_as_text() {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "number"}}}}}});
+    let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+    let a = to_json(encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap());
+    assert_eq!(
+        a["tool_choice"],
+        json!({"type": "tool", "name": anthropic::JSON_TOOL})
+    );
+    let up = json!({"id": "m1", "type": "message", "role": "assistant", "model": "c", "stop_reason": "tool_use",
+        "content": [{"type": "tool_use", "id": "t", "name": anthropic::JSON_TOOL, "input": {"a": 1}}],
+        "usage": {"input_tokens": 3, "output_tokens": 4}});
+    let r = decode_response(Format::Anthropic, up.to_string().as_bytes()).unwrap();
+    let o = to_json(encode_response(Format::OpenAi, &r));
+    assert_eq!(o["choices"][0]["message"]["content"], "{\"a\":1}");
+    assert_eq!(o["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn unsupported_parameters_are_named() {
+    for (extra, param) in [
+        (json!({"n": 2}), "n"),
+        (json!({"logprobs": true}), "logprobs"),
+        (json!({"presence_penalty": 0.5}), "presence_penalty"),
+    ] {
+        let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+        let e = encode_request(Format::Anthropic, &req, &opts("c", "anthropic")).unwrap_err();
+        assert_eq!(
+            (e.status, e.param.as_deref()),
+            (400, Some(param)),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("anthropic"));
+    }
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [" "]});
+    let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+    assert!(
+        encode_request(Format::Anthropic, &req, &opts("c", "anthropic"))
+            .unwrap_err()
+            .message
+            .contains("whitespace")
+    );
+    let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop_sequences": ["a", "b", "c", "d", "e"]});
+    let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
+    assert!(
+        encode_request(Format::OpenAi, &req, &opts("c", "openai"))
+            .unwrap_err()
+            .message
+            .contains("4 stop")
+    );
+}
+
+#[test]
+fn bad_requests_get_precise_messages() {
+    let cases: &[(Format, &str, &str)] = &[
+        (Format::OpenAi, "{", "malformed JSON"),
+        (Format::OpenAi, "[]", "must be a JSON object"),
+        (Format::OpenAi, r#"{"messages":[]}"#, "`model`: required"),
+        (Format::OpenAi, r#"{"model":"m"}"#, "`messages`: required"),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":"hi"}"#,
+            "`messages`: expected an array, got a string",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            "`messages[0].content`: expected a string or an array",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+            "unknown role \"robot\"",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+            "`messages[0].tool_call_id`: required",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"9"}"#,
+            "`max_tokens`: expected an integer",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":5,"messages":[]}"#,
+            "`model`: expected a string, got a number",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64"}}]}]}"#,
+            "`messages[0].content[0].source.media_type`: required",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
+            "unknown role \"system\"",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[],"temperature":"hot"}"#,
+            "`temperature`: expected a number",
+        ),
+        (
+            Format::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":"nope"}}]}"#,
+            "`tools[0].function.parameters`: expected an object, got a string",
+        ),
+        (
+            Format::Anthropic,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":"nope"}]}"#,
+            "`tools[0].input_schema`: expected an object, got a string",
+        ),
+    ];
+    for (f, body, want) in cases {
+        let e = decode_request(*f, body.as_bytes()).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.message.contains(want),
+            "{body}: {} (wanted {want})",
+            e.message
+        );
+    }
+}
+
+#[test]
+fn usage_mapping_follows_the_conversion_table() {
+    // Anthropic -> OpenAI: prompt = input + cache_read + cache_write; cached = cache_read.
+    let u = anthropic::parse_usage(
+        &json!({"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 7}),
+    );
+    let o = openai::usage_json(&u);
+    assert_eq!(
+        (
+            o["prompt_tokens"].as_u64(),
+            o["prompt_tokens_details"]["cached_tokens"].as_u64(),
+            o["total_tokens"].as_u64()
+        ),
+        (Some(18), Some(5), Some(25))
+    );
+    // OpenAI -> Anthropic: input = prompt - cached; cache_read = cached; reasoning kept.
+    let u = openai::parse_usage(
+        &json!({"prompt_tokens": 20, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 4}}),
+    );
+    assert_eq!(
+        u,
+        Usage {
+            input: 15,
+            output: 9,
+            cache_read: 5,
+            cache_write: 0,
+            reasoning: 4
+        }
+    );
+}
+
+#[test]
+fn responses_translate_both_ways() {
+    let oai = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "gpt-4o",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "ok", "reasoning_content": "why",
+            "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}});
+    let r = decode_response(Format::OpenAi, oai.to_string().as_bytes()).unwrap();
+    let a = to_json(encode_response(Format::Anthropic, &r));
+    assert_eq!(a["stop_reason"], "tool_use");
+    assert_eq!(
+        a["content"][0],
+        json!({"type": "thinking", "thinking": "why", "signature": ""})
+    );
+    assert_eq!(a["content"][1], json!({"type": "text", "text": "ok"}));
+    assert_eq!(
+        a["content"][2],
+        json!({"type": "tool_use", "id": "call_9", "name": "f", "input": {"a": 1}})
+    );
+    assert_eq!(a["usage"]["input_tokens"], 6);
+    assert_eq!(a["usage"]["cache_read_input_tokens"], 4);
+    let back = decode_response(Format::Anthropic, &encode_response(Format::Anthropic, &r)).unwrap();
+    let o = to_json(encode_response(Format::OpenAi, &back));
+    assert_eq!(
+        o["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"a\":1}"
+    );
+    assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(o["usage"]["prompt_tokens"], 10);
+}
+
+#[test]
+fn errors_in_each_format() {
+    let e = ApiError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
+    assert_eq!(
+        to_json(encode_error(Format::OpenAi, &e)),
+        json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}})
+    );
+    assert_eq!(
+        to_json(encode_error(Format::Anthropic, &e)),
+        json!({"type": "error", "error": {"type": "not_found_error", "message": "no such model"}})
+    );
+    let d = decode_error(
+        Format::Anthropic,
+        529,
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    );
+    assert_eq!(
+        (d.kind, d.status, d.message.as_str()),
+        (ErrorKind::Overloaded, 529, "Overloaded")
+    );
+    let d = decode_error(
+        Format::OpenAi,
+        429,
+        br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+    );
+    assert_eq!(
+        (d.kind, d.code.as_deref()),
+        (ErrorKind::RateLimit, Some("rate_limit_exceeded"))
+    );
+    let d = decode_error(Format::OpenAi, 502, b"<html>bad gateway</html>");
+    assert_eq!(d.message, "<html>bad gateway</html>");
+}
+
+#[test]
+fn openai_stream_error_chunk_becomes_an_error_event() {
+    let ev = decode(
+        Format::OpenAi,
+        &[b"data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n"],
+    );
+    assert!(matches!(&ev[0], StreamEvent::Error(e) if e.message == "boom"));
+}
