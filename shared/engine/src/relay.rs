@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt, StreamExt};
 use gw_codec::{SseFrame, SseParser};
-use gw_model::{ApiError, ErrorKind, Format, StreamEvent};
+use gw_model::{ApiError, ErrorKind, Format, Framing, Operation, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
 use gw_state::StateStore;
 use gw_translate::fast::FastStream;
@@ -72,12 +72,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
         client,
         rest,
         first: Some(first),
-        parser: if fast {
-            SseParser::capturing()
-        } else {
-            SseParser::new()
-        }
-        .with_limit(limit),
+        parser: framer(upstream, fast, limit),
         mode,
         log,
         frames: Vec::new(),
@@ -161,6 +156,15 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// The frame parser for the upstream's framing (the format names it); the fast path keeps each
+/// event's raw bytes to forward them unchanged.
+fn framer(upstream: Format, fast: bool, limit: usize) -> SseParser {
+    match gw_translate::wire::framing(upstream, Operation::Chat) {
+        Framing::Sse if fast => SseParser::capturing().with_limit(limit),
+        Framing::Sse => SseParser::new().with_limit(limit),
+    }
 }
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
