@@ -8,6 +8,7 @@ use gw_model::{ApiError, ChatRequest, ErrorKind, Format};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
 use gw_state::StateStore;
 use gw_translate::limits::{self, Limits};
+use gw_translate::wire::UrlCall;
 use http::{HeaderMap, Response};
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
@@ -60,6 +61,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     pub(crate) async fn admit_request(
         &self,
         format: Format,
+        call: &UrlCall,
         headers: &HeaderMap,
         body: body::Body,
         log: &mut LogGuard<H, C, L, S>,
@@ -83,7 +85,18 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let decoded = read.and_then(|b| {
             limits::check(&b, &limits)?;
-            let r = gw_translate::decode_request(format, &b)?;
+            let mut r = gw_translate::decode_request(format, &b)?;
+            // What the URL fixes (Gemini: the model, the stream and its framing) wins.
+            if let Some(m) = &call.model {
+                r.model.clone_from(m);
+            }
+            if let Some(st) = call.stream {
+                r.stream = st;
+            }
+            r.stream_json_array = call.json_array;
+            if r.model.is_empty() {
+                return Err(ApiError::invalid("`model`: must not be empty").with_param("model"));
+            }
             Ok((b, r))
         });
         decoded.map_err(|e| {

@@ -10,20 +10,26 @@ use crate::{Body, Gateway, plan, relay, util::error_response};
 use gw_model::{ApiError, ErrorKind, Format, Operation, UpstreamError};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
 use gw_state::{Command, Reply, StateStore};
+use gw_translate::wire::UrlCall;
 use http::{HeaderMap, HeaderValue, Response};
 use std::sync::Arc;
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request's parts and the phase state"
+    )]
     pub(crate) async fn chat(
         &self,
         format: Format,
+        call: &UrlCall,
         headers: &HeaderMap,
         body: Body,
         log: &mut LogGuard<H, C, L, S>,
         start: Timestamp,
         deferred: &mut Deferred,
     ) -> Response<BodyStream> {
-        let (body, req) = match self.admit_request(format, headers, body, log).await {
+        let (body, req) = match self.admit_request(format, call, headers, body, log).await {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -129,7 +135,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         format,
                         p.format,
                         fast,
-                        req.include_usage,
+                        &req,
                         first,
                         rest,
                         log.take(),

@@ -137,7 +137,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map_or(fallback_id, str::to_owned);
         let path = parts.uri.path();
-        let endpoint = wire::endpoint(&parts.method, path, &parts.headers);
+        let query = parts.uri.query();
+        let endpoint = wire::endpoint(&parts.method, path, query, &parts.headers);
         let client_format = wire::client_format(path, &parts.headers);
         let mut log = LogGuard::new(
             Arc::clone(&self.inner),
@@ -145,20 +146,33 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             start,
         );
         let mut deferred = record::Deferred::default();
-        let headers = &parts.headers;
+        // Gemini clients may send the key as `?key=`: it counts as an `x-goog-api-key` header.
+        let with_query_key = query_key(query)
+            .filter(|_| !parts.headers.contains_key("x-goog-api-key"))
+            .map(|k| {
+                let mut h = parts.headers.clone();
+                h.insert("x-goog-api-key", k);
+                h
+            });
+        let headers = with_query_key.as_ref().unwrap_or(&parts.headers);
         let mut resp = match endpoint {
             Endpoint::Health => self.health(headers),
             Endpoint::Api {
                 format,
                 op: Operation::Chat,
+                call,
             } => {
-                self.chat(format, headers, body, &mut log, start, &mut deferred)
+                self.chat(format, &call, headers, body, &mut log, start, &mut deferred)
                     .await
             }
             Endpoint::Api {
                 format,
                 op: Operation::CountTokens,
-            } => self.count_tokens(format, headers, body, &mut log).await,
+                call,
+            } => {
+                self.count_tokens(format, &call, headers, body, &mut log)
+                    .await
+            }
             Endpoint::Models { format, id } => {
                 self.models(format, headers, id.as_deref(), &mut log)
             }
@@ -192,6 +206,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             after: record::after(Arc::clone(&self.inner), deferred),
         }
     }
+}
+
+/// The `key` query parameter, as a header value.
+fn query_key(query: Option<&str>) -> Option<HeaderValue> {
+    let v = query?.split('&').find_map(|kv| kv.strip_prefix("key="))?;
+    HeaderValue::from_str(&gw_codec::percent_decode(v)).ok()
 }
 
 #[cfg(not(target_arch = "wasm32"))]

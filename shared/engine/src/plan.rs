@@ -17,7 +17,7 @@ pub(crate) fn upstream_body(
     p: &Provider,
     target: &Target,
 ) -> Result<(Vec<u8>, bool), ApiError> {
-    if p.format == client {
+    if p.format == client && wire::can_forward(client, req) {
         return wire::fast_request(client, body, &target.model, req)
             .map(|b| (b, true))
             .ok_or_else(|| ApiError::invalid("request body must be a JSON object"));

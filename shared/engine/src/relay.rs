@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt, StreamExt};
 use gw_codec::{SseFrame, SseParser};
-use gw_model::{ApiError, ErrorKind, Format, Framing, Operation, StreamEvent};
+use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Framing, Operation, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
 use gw_state::StateStore;
 use gw_translate::fast::FastStream;
@@ -50,7 +50,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     client: Format,
     upstream: Format,
     fast: bool,
-    include_usage: bool,
+    req: &ChatRequest,
     first: Bytes,
     rest: ByteStream,
     mut log: LogGuard<H, C, L, S>,
@@ -59,11 +59,11 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     // Until the stream ends cleanly, a dropped relay means the client went away.
     log.outcome(Outcome::ClientDisconnected);
     let mode = if fast {
-        Mode::Fast(FastStream::new(upstream, include_usage))
+        Mode::Fast(FastStream::new(upstream, req.include_usage))
     } else {
         Mode::Translate {
             dec: Decoder::new(upstream),
-            enc: Encoder::new(client, include_usage),
+            enc: Encoder::for_client(client, req),
         }
     };
     let limit = inner.cfg.server.max_upstream_event_bytes;
@@ -151,7 +151,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     let h = resp.headers_mut();
     h.insert(
         "content-type",
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        HeaderValue::from_static(gw_translate::wire::stream_content_type(client, req)),
     );
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));

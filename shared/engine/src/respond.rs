@@ -11,7 +11,7 @@ use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Operation, Part, Tool};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
 use gw_route::Provider;
 use gw_state::StateStore;
-use gw_translate::wire;
+use gw_translate::wire::{self, UrlCall};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -65,11 +65,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     pub(crate) async fn count_tokens(
         &self,
         format: Format,
+        call: &UrlCall,
         headers: &HeaderMap,
         body: Body,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
-        let (body, req) = match self.admit_request(format, headers, body, log).await {
+        let (body, req) = match self.admit_request(format, call, headers, body, log).await {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -141,7 +142,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         log.outcome(Outcome::Ok);
         let mut r = json_response(
             StatusCode::OK,
-            &json!({"input_tokens": estimate_tokens(&req)}),
+            &wire::count_tokens_body(format, estimate_tokens(&req)),
         );
         r.headers_mut().insert(
             "x-gateway-token-count",

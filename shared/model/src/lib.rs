@@ -19,6 +19,8 @@ pub enum Format {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// Google Gemini `generateContent` (Google AI Studio).
+    Gemini,
 }
 
 impl Format {
@@ -27,6 +29,7 @@ impl Format {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// OpenAI `stream_options.include_usage`: the client wants a final usage chunk.
     pub include_usage: bool,
+    /// Gemini `:streamGenerateContent` without `alt=sse`: the client reads one JSON array.
+    pub stream_json_array: bool,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
     /// Fields this model has no slot for, with the format they came from; passed through only

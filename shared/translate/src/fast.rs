@@ -99,6 +99,9 @@ pub struct FastStream {
     /// OpenAI's `include_usage` as the client set it (the gateway always asks the upstream).
     include_usage: bool,
     completed: bool,
+    /// Gemini has no end marker: a finish reason makes the stream complete, and later events
+    /// (usage) still pass.
+    gemini_finished: bool,
 }
 
 impl FastStream {
@@ -108,12 +111,13 @@ impl FastStream {
             format,
             include_usage,
             completed: false,
+            gemini_finished: false,
         }
     }
 
     /// Whether the end marker arrived (`[DONE]`, `message_stop`, or an error event).
     pub fn completed(&self) -> bool {
-        self.completed
+        self.completed || self.gemini_finished
     }
 
     /// Checks one event; an error means the stream is garbage from here on.
@@ -124,6 +128,7 @@ impl FastStream {
         match self.format {
             Format::OpenAi => self.openai(f),
             Format::Anthropic => self.anthropic(f),
+            Format::Gemini => self.gemini(f),
         }
     }
 
@@ -165,6 +170,31 @@ impl FastStream {
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty);
             seen.forward = !usage_only || self.include_usage;
+        }
+        Ok(seen)
+    }
+
+    /// Gemini: every event a whole response; usage is cumulative in each; the stream is complete
+    /// once a finish reason came (a usage-only event may still follow it).
+    fn gemini(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        let d = f.data.trim();
+        if d.is_empty() {
+            return Ok(seen);
+        }
+        let v = serde_json::from_str::<Value>(d)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(malformed)?;
+        if let Some(u) = v.get("usageMetadata") {
+            seen.usage = Some(crate::gemini::parse_usage(u));
+        }
+        seen.error = v.get("error").is_some();
+        if seen.error || v.pointer("/candidates/0/finishReason").is_some() {
+            self.gemini_finished = true;
         }
         Ok(seen)
     }

@@ -165,10 +165,21 @@ pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str)
     let name = match format {
         Format::OpenAi => "OpenAI",
         Format::Anthropic => "Anthropic",
+        Format::Gemini => "Gemini",
     };
     ApiError::invalid(format!(
         "provider `{}` ({name} format) does not support {what}",
         o.provider
     ))
     .with_code("unsupported_parameter")
+}
+
+/// Thinking budget for an OpenAI-style effort (Anthropic and Gemini budgets).
+pub(crate) fn thinking_budget(effort: &str) -> u64 {
+    match effort {
+        "minimal" => 1024,
+        "low" => 2048,
+        "medium" => 8192,
+        _ => 24576,
+    }
 }

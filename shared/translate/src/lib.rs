@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod fast;
+pub mod gemini;
 mod json;
 pub mod limits;
 pub mod openai;
@@ -35,6 +36,7 @@ pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiErr
     match format {
         Format::OpenAi => openai::decode_request(body),
         Format::Anthropic => anthropic::decode_request(body),
+        Format::Gemini => gemini::decode_request(body),
     }
 }
 
@@ -47,6 +49,7 @@ pub fn encode_request(
     match format {
         Format::OpenAi => openai::encode_request(req, opts),
         Format::Anthropic => anthropic::encode_request(req, opts),
+        Format::Gemini => gemini::encode_request(req, opts),
     }
 }
 
@@ -55,6 +58,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
     match format {
         Format::OpenAi => openai::decode_response(body),
         Format::Anthropic => anthropic::decode_response(body),
+        Format::Gemini => gemini::decode_response(body),
     }
 }
 
@@ -63,6 +67,7 @@ pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
     match format {
         Format::OpenAi => openai::encode_response(resp),
         Format::Anthropic => anthropic::encode_response(resp),
+        Format::Gemini => gemini::encode_response(resp),
     }
 }
 
@@ -71,6 +76,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
     match format {
         Format::OpenAi => openai::decode_error(status, body),
         Format::Anthropic => anthropic::decode_error(status, body),
+        Format::Gemini => gemini::decode_error(status, body),
     }
 }
 
@@ -79,6 +85,7 @@ pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
     match format {
         Format::OpenAi => openai::encode_error(err),
         Format::Anthropic => anthropic::encode_error(err),
+        Format::Gemini => gemini::encode_error(err),
     }
 }
 
@@ -89,6 +96,8 @@ pub enum Decoder {
     OpenAi(openai::Decoder),
     /// Anthropic events.
     Anthropic(anthropic::Decoder),
+    /// Gemini response chunks.
+    Gemini(gemini::Decoder),
 }
 
 impl Decoder {
@@ -97,6 +106,7 @@ impl Decoder {
         match format {
             Format::OpenAi => Self::OpenAi(openai::Decoder::default()),
             Format::Anthropic => Self::Anthropic(anthropic::Decoder::default()),
+            Format::Gemini => Self::Gemini(gemini::Decoder::default()),
         }
     }
 
@@ -109,6 +119,7 @@ impl Decoder {
         match self {
             Self::OpenAi(d) => d.feed(frame, out),
             Self::Anthropic(d) => d.feed(frame, out),
+            Self::Gemini(d) => d.feed(frame, out),
         }
     }
 
@@ -117,6 +128,7 @@ impl Decoder {
         match self {
             Self::OpenAi(d) => d.finish(out),
             Self::Anthropic(d) => d.finish(out),
+            Self::Gemini(d) => d.finish(out),
         }
     }
 }
@@ -128,6 +140,8 @@ pub enum Encoder {
     OpenAi(openai::Encoder),
     /// Anthropic events.
     Anthropic(anthropic::Encoder),
+    /// Gemini response chunks.
+    Gemini(gemini::Encoder),
 }
 
 impl Encoder {
@@ -136,6 +150,15 @@ impl Encoder {
         match format {
             Format::OpenAi => Self::OpenAi(openai::Encoder::new(include_usage)),
             Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
+            Format::Gemini => Self::Gemini(gemini::Encoder::new(false)),
+        }
+    }
+
+    /// A fresh encoder for the stream a client asked for (its format and stream options).
+    pub fn for_client(format: Format, req: &ChatRequest) -> Self {
+        match format {
+            Format::Gemini => Self::Gemini(gemini::Encoder::new(req.stream_json_array)),
+            other => Self::new(other, req.include_usage),
         }
     }
 
@@ -144,6 +167,7 @@ impl Encoder {
         match self {
             Self::OpenAi(e) => e.encode(ev, out),
             Self::Anthropic(e) => e.encode(ev, out),
+            Self::Gemini(e) => e.encode(ev, out),
         }
     }
 }

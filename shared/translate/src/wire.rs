@@ -3,7 +3,7 @@
 //! model listings, and what an upstream error means. The engine asks here and never matches on a
 //! format itself; a new format adds its arms in this file and its own module.
 
-use crate::{Format, anthropic, openai};
+use crate::{Format, anthropic, gemini, openai};
 use gw_model::{ApiError, ChatRequest, ErrorKind, Fault, Framing, Operation, UpstreamError, Usage};
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
@@ -17,6 +17,8 @@ pub enum Endpoint {
         format: Format,
         /// The operation.
         op: Operation,
+        /// What the URL says of the call (Gemini puts the model and the stream there).
+        call: UrlCall,
     },
     /// The model list, or one model (`id`), in a client format's shape.
     Models {
@@ -39,19 +41,83 @@ pub enum Endpoint {
     },
 }
 
+/// What a URL fixes about a call, beyond the operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlCall {
+    /// The model named in the path.
+    pub model: Option<String>,
+    /// Streamed or not, when the path decides it.
+    pub stream: Option<bool>,
+    /// A stream as one JSON array rather than SSE (Gemini without `alt=sse`).
+    pub json_array: bool,
+}
+
 /// The format a client speaks, from the path or its headers (for errors on any path).
 pub fn client_format(path: &str, headers: &HeaderMap) -> Format {
-    if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
+    if path.starts_with("/v1beta/") {
+        Format::Gemini
+    } else if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
         Format::Anthropic
     } else {
         Format::OpenAi
     }
 }
 
+/// Gemini's `/v1beta/models/{model}:{method}` paths.
+fn gemini_endpoint(method: &Method, path: &str, query: Option<&str>) -> Option<Endpoint> {
+    let rest = path.strip_prefix("/v1beta/models")?;
+    let format = Format::Gemini;
+    if rest.is_empty() || rest == "/" {
+        return Some(if *method == Method::GET {
+            Endpoint::Models { format, id: None }
+        } else {
+            Endpoint::MethodNotAllowed { format }
+        });
+    }
+    let rest = rest.strip_prefix('/')?;
+    let Some((model, verb)) = rest.rsplit_once(':') else {
+        return Some(if *method == Method::GET {
+            Endpoint::Models {
+                format,
+                id: Some(gw_codec::percent_decode(rest)),
+            }
+        } else {
+            Endpoint::NotFound { format }
+        });
+    };
+    let model = Some(gw_codec::percent_decode(model));
+    let sse = query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse"));
+    let (op, stream) = match verb {
+        "generateContent" => (Operation::Chat, false),
+        "streamGenerateContent" => (Operation::Chat, true),
+        "countTokens" => (Operation::CountTokens, false),
+        _ => return Some(Endpoint::NotFound { format }),
+    };
+    if *method != Method::POST {
+        return Some(Endpoint::MethodNotAllowed { format });
+    }
+    Some(Endpoint::Api {
+        format,
+        op,
+        call: UrlCall {
+            model,
+            stream: Some(stream),
+            json_array: stream && !sse,
+        },
+    })
+}
+
 /// Maps a request line to an endpoint.
-pub fn endpoint(method: &Method, path: &str, headers: &HeaderMap) -> Endpoint {
+pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Endpoint {
+    if let Some(e) = gemini_endpoint(method, path, query) {
+        return e;
+    }
     let format = client_format(path, headers);
-    let api = |f, op| Endpoint::Api { format: f, op };
+    let api = |f, op| Endpoint::Api {
+        format: f,
+        op,
+        call: UrlCall::default(),
+    };
     let post = method == Method::POST;
     let get = method == Method::GET;
     match path {
@@ -75,19 +141,46 @@ pub fn endpoint(method: &Method, path: &str, headers: &HeaderMap) -> Endpoint {
 
 /// The default path (after the provider's base URL) of an operation, as a template that may
 /// name `{model}`; `None` when the format has no such operation.
-pub fn default_path(format: Format, op: Operation, _stream: bool) -> Option<&'static str> {
+pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'static str> {
     match (format, op) {
         (Format::OpenAi, Operation::Chat) => Some("/chat/completions"),
         (Format::OpenAi, Operation::CountTokens) => None,
         (Format::Anthropic, Operation::Chat) => Some("/v1/messages"),
         (Format::Anthropic, Operation::CountTokens) => Some("/v1/messages/count_tokens"),
+        (Format::Gemini, Operation::Chat) if stream => {
+            Some("/models/{model}:streamGenerateContent?alt=sse")
+        }
+        (Format::Gemini, Operation::Chat) => Some("/models/{model}:generateContent"),
+        (Format::Gemini, Operation::CountTokens) => Some("/models/{model}:countTokens"),
     }
 }
 
 /// How the upstream frames a streamed answer.
 pub fn framing(format: Format, _op: Operation) -> Framing {
     match format {
-        Format::OpenAi | Format::Anthropic => Framing::Sse,
+        Format::OpenAi | Format::Anthropic | Format::Gemini => Framing::Sse,
+    }
+}
+
+/// The content type of a streamed answer to a client.
+pub fn stream_content_type(client: Format, req: &ChatRequest) -> &'static str {
+    match client {
+        Format::Gemini if req.stream_json_array => "application/json",
+        _ => "text/event-stream; charset=utf-8",
+    }
+}
+
+/// Whether a same-format call may forward the client's bytes both ways (the fast path): not
+/// when the client reads a stream framed differently from what the upstream sends.
+pub fn can_forward(format: Format, req: &ChatRequest) -> bool {
+    !(format == Format::Gemini && req.stream_json_array)
+}
+
+/// The body of a token count the gateway estimated, in the client's shape.
+pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
+    match client {
+        Format::Gemini => json!({"totalTokens": tokens}),
+        Format::OpenAi | Format::Anthropic => json!({"input_tokens": tokens}),
     }
 }
 
@@ -103,7 +196,7 @@ pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
 /// same-format client sets them.
 pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str)] {
     match format {
-        Format::OpenAi => &[],
+        Format::OpenAi | Format::Gemini => &[],
         Format::Anthropic => &[("anthropic-version", "2023-06-01")],
     }
 }
@@ -112,7 +205,7 @@ pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str
 /// Code relies on them).
 pub fn passthrough_headers(format: Format) -> &'static [&'static str] {
     match format {
-        Format::OpenAi => &[],
+        Format::OpenAi | Format::Gemini => &[],
         Format::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
@@ -125,6 +218,10 @@ pub fn fast_request(
     model: &str,
     req: &ChatRequest,
 ) -> Option<Vec<u8>> {
+    if format == Format::Gemini {
+        // The model is in the URL; the body goes as it came.
+        return crate::fast::patch_fields(body, &[]);
+    }
     let model = crate::fast::json_string(model);
     let mut patches: Vec<(&str, Option<&str>)> = vec![("model", Some(&model))];
     if format == Format::OpenAi && req.stream && !req.include_usage {
@@ -140,13 +237,16 @@ pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, Strin
     #[derive(serde::Deserialize)]
     struct Probe {
         usage: Option<Value>,
+        #[serde(rename = "usageMetadata")]
+        usage_metadata: Option<Value>,
     }
     let p = serde_json::from_slice::<Probe>(body)
         .map_err(|e| format!("the body is not a JSON object ({e})"))?;
-    Ok(p.usage.map(|u| match format {
-        Format::OpenAi => openai::parse_usage(&u),
-        Format::Anthropic => anthropic::parse_usage(&u),
-    }))
+    Ok(match format {
+        Format::OpenAi => p.usage.map(|u| openai::parse_usage(&u)),
+        Format::Anthropic => p.usage.map(|u| anthropic::parse_usage(&u)),
+        Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&u)),
+    })
 }
 
 /// One model-list entry in a client format's shape.
@@ -156,6 +256,11 @@ pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
         Format::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
+        Format::Gemini => json!({
+            "name": format!("models/{id}"), "baseModelId": id, "version": "001", "displayName": id,
+            "description": format!("{id}, served through the gateway by {owner}"),
+            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        }),
     }
 }
 
@@ -167,6 +272,7 @@ pub fn model_list(format: Format, entries: Vec<Value>, ids: &[&str]) -> Value {
             "data": entries, "has_more": false,
             "first_id": ids.first(), "last_id": ids.last(),
         }),
+        Format::Gemini => json!({"models": entries}),
     }
 }
 
@@ -230,29 +336,94 @@ mod tests {
         let mut anth = HeaderMap::new();
         anth.insert("anthropic-version", "2023-06-01".parse().unwrap());
         assert_eq!(
-            endpoint(&Method::POST, "/v1/messages/count_tokens", &h),
+            endpoint(&Method::POST, "/v1/messages/count_tokens", None, &h),
             Endpoint::Api {
                 format: Format::Anthropic,
-                op: Operation::CountTokens
+                op: Operation::CountTokens,
+                call: UrlCall::default(),
             }
         );
         assert_eq!(
-            endpoint(&Method::GET, "/v1/models/groq%2Fllama", &anth),
+            endpoint(&Method::GET, "/v1/models/groq%2Fllama", None, &anth),
             Endpoint::Models {
                 format: Format::Anthropic,
                 id: Some("groq/llama".into())
             }
         );
         assert_eq!(
-            endpoint(&Method::GET, "/v1/chat/completions", &h),
+            endpoint(&Method::GET, "/v1/chat/completions", None, &h),
             Endpoint::MethodNotAllowed {
                 format: Format::OpenAi
             }
         );
         assert_eq!(
-            endpoint(&Method::GET, "/nope", &anth),
+            endpoint(&Method::GET, "/nope", None, &anth),
             Endpoint::NotFound {
                 format: Format::Anthropic
+            }
+        );
+        let g = |m: &Method, p: &str, q: Option<&str>| endpoint(m, p, q, &h);
+        assert_eq!(
+            g(
+                &Method::POST,
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                Some("alt=sse")
+            ),
+            Endpoint::Api {
+                format: Format::Gemini,
+                op: Operation::Chat,
+                call: UrlCall {
+                    model: Some("gemini-2.5-flash".into()),
+                    stream: Some(true),
+                    json_array: false
+                },
+            }
+        );
+        assert!(matches!(
+            g(
+                &Method::POST,
+                "/v1beta/models/m:streamGenerateContent",
+                None
+            ),
+            Endpoint::Api {
+                call: UrlCall {
+                    json_array: true,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            g(&Method::POST, "/v1beta/models/m:countTokens", Some("key=k")),
+            Endpoint::Api {
+                op: Operation::CountTokens,
+                ..
+            }
+        ));
+        assert_eq!(
+            g(&Method::GET, "/v1beta/models", None),
+            Endpoint::Models {
+                format: Format::Gemini,
+                id: None
+            }
+        );
+        assert_eq!(
+            g(&Method::GET, "/v1beta/models/gemini-pro", None),
+            Endpoint::Models {
+                format: Format::Gemini,
+                id: Some("gemini-pro".into())
+            }
+        );
+        assert_eq!(
+            g(&Method::POST, "/v1beta/models/m:embedContent", None),
+            Endpoint::NotFound {
+                format: Format::Gemini
+            }
+        );
+        assert_eq!(
+            g(&Method::GET, "/v1beta/models/m:generateContent", None),
+            Endpoint::MethodNotAllowed {
+                format: Format::Gemini
             }
         );
     }

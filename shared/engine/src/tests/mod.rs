@@ -413,6 +413,7 @@ fn chat(model: &str) -> Request<Bytes> {
     )
 }
 
+mod gemini;
 mod hardening;
 mod seam;
 mod state;

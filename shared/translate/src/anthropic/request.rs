@@ -229,16 +229,6 @@ fn decode_block(v: &Value, path: &str) -> Result<Part, ApiError> {
     })
 }
 
-/// Thinking budget for an OpenAI-style effort.
-fn budget_for(effort: &str) -> u64 {
-    match effort {
-        "minimal" => 1024,
-        "low" => 2048,
-        "medium" => 8192,
-        _ => 24576,
-    }
-}
-
 /// Encodes a canonical request as an Anthropic Messages body.
 pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, ApiError> {
     // Fields an OpenAI client may send that would silently change the answer if dropped.
@@ -286,8 +276,12 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     body.insert("model".into(), json!(o.model));
     let mut max_tokens = s.max_tokens.unwrap_or(o.default_max_tokens);
     let budget = req.reasoning.as_ref().and_then(|r| {
-        r.budget_tokens
-            .or_else(|| r.effort.as_deref().filter(|e| *e != "none").map(budget_for))
+        r.budget_tokens.or_else(|| {
+            r.effort
+                .as_deref()
+                .filter(|e| *e != "none")
+                .map(thinking_budget)
+        })
     });
     if let Some(b) = budget {
         // Anthropic requires max_tokens > budget_tokens; keep the client's output room on top.

@@ -591,7 +591,9 @@ fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Resu
                     if *is_error && !text.starts_with("Error") {
                         text = format!("Error: {text}");
                     }
-                    out.push(json!({"role": "tool", "tool_call_id": tool_use_id, "content": text}));
+                    // OpenAI allows 40-character ids: a carried Gemini signature stays behind.
+                    let id = crate::gemini::bare_call_id(tool_use_id);
+                    out.push(json!({"role": "tool", "tool_call_id": id, "content": text}));
                 } else {
                     rest.extend(encode_part(p, o)?);
                 }
@@ -613,7 +615,7 @@ fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Resu
                 match p {
                     Part::Text { text: t, .. } => text.push_str(t),
                     Part::ToolUse { id, name, arguments, .. } => calls.push(json!({
-                        "id": id, "type": "function", "function": {"name": name, "arguments": arguments}
+                        "id": crate::gemini::bare_call_id(id), "type": "function", "function": {"name": name, "arguments": arguments}
                     })),
                     _ => {}
                 }

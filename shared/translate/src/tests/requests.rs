@@ -385,3 +385,164 @@ fn openai_stream_error_chunk_becomes_an_error_event() {
     );
     assert!(matches!(&ev[0], StreamEvent::Error(e) if e.message == "boom"));
 }
+
+#[test]
+fn openai_request_to_gemini() {
+    let sig = "EqUCCqICAb4+9vsh8Pd5taZV/oPzSvjWWw==";
+    // The call id a Gemini upstream's call got, carrying its signature.
+    let decoded = crate::gemini::decode_response(
+        json!({"responseId": "r1", "candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": sig}
+        ]}, "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3, "thoughtsTokenCount": 7, "cachedContentTokenCount": 4}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        decoded.stop_reason,
+        StopReason::ToolUse,
+        "STOP with a call is a tool stop"
+    );
+    assert_eq!(
+        decoded.usage,
+        Usage {
+            input: 6,
+            output: 10,
+            cache_read: 4,
+            cache_write: 0,
+            reasoning: 7
+        }
+    );
+    let Part::ToolUse { id, .. } = &decoded.content[0] else {
+        panic!()
+    };
+    let body = json!({
+        "model": "gpt-x",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Weather?"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{}", "iVBORw0KGgo=")}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": id, "content": "{\"temp\": 21}"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {
+            "$schema": "x", "type": "object", "additionalProperties": false,
+            "properties": {"city": {"type": ["string", "null"]}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object", "additionalProperties": false, "properties": {"t": {"type": "number"}}}}},
+        "reasoning_effort": "low",
+        "max_completion_tokens": 500,
+        "stop": ["END"]
+    });
+    let req = decode_request(Format::OpenAi, body.to_string().as_bytes()).unwrap();
+    let out =
+        to_json(encode_request(Format::Gemini, &req, &opts("gemini-2.5-flash", "gemini")).unwrap());
+    assert_eq!(
+        out["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert!(out.get("model").is_none(), "the model is in the URL");
+    let contents = out["contents"].as_array().unwrap();
+    assert_eq!(
+        contents[0]["parts"][1],
+        json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}})
+    );
+    assert_eq!(contents[1]["role"], "model");
+    assert_eq!(
+        contents[1]["parts"][0],
+        json!({"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": sig}),
+        "the signature comes back on the same part, byte for byte"
+    );
+    assert_eq!(
+        contents[2]["parts"][0],
+        json!({"functionResponse": {"name": "weather", "response": {"temp": 21}}})
+    );
+    assert_eq!(
+        out["tools"][0]["functionDeclarations"][0]["parameters"],
+        json!({"type": "object", "properties": {"city": {"type": "string", "nullable": true}}})
+    );
+    assert_eq!(
+        out["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}})
+    );
+    let gc = &out["generationConfig"];
+    assert_eq!(gc["maxOutputTokens"], 500);
+    assert_eq!(gc["stopSequences"], json!(["END"]));
+    assert_eq!(gc["responseMimeType"], "application/json");
+    assert_eq!(
+        gc["responseSchema"],
+        json!({"type": "object", "properties": {"t": {"type": "number"}}})
+    );
+    assert_eq!(
+        gc["thinkingConfig"],
+        json!({"thinkingBudget": 2048, "includeThoughts": true})
+    );
+    // Back to OpenAI the carried signature stays out of the (40-character) id.
+    let oa = to_json(encode_request(Format::OpenAi, &req, &opts("gpt-x", "openai")).unwrap());
+    let oid = oa["messages"][2]["tool_calls"][0]["id"].as_str().unwrap();
+    assert!(
+        oid.len() <= 40 && oa["messages"][3]["tool_call_id"] == oid,
+        "{oid}"
+    );
+}
+
+#[test]
+fn gemini_request_to_the_canonical_model() {
+    let body = json!({
+        "contents": [
+            {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2ln"}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"result": "21C"}}}]}
+        ],
+        "system_instruction": {"parts": [{"text": "Be brief."}]},
+        "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}, {"googleSearch": {}}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+        "generationConfig": {"maxOutputTokens": 100, "temperature": 0.5, "thinkingConfig": {"thinkingBudget": 1024}},
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    });
+    let req = decode_request(Format::Gemini, body.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        req.system,
+        vec![Part::Text {
+            text: "Be brief.".into(),
+            cache: None
+        }]
+    );
+    let Part::ToolUse { id, .. } = &req.messages[1].content[0] else {
+        panic!()
+    };
+    assert_eq!(
+        req.messages[2].content[0],
+        Part::ToolResult {
+            tool_use_id: id.clone(),
+            content: vec![Part::Text {
+                text: "21C".into(),
+                cache: None
+            }],
+            is_error: false,
+            cache: None
+        },
+        "a result names the call it answers, by position"
+    );
+    assert_eq!(req.tool_choice, Some(ToolChoice::Required));
+    assert_eq!(req.sampling.max_tokens, Some(100));
+    assert_eq!(req.reasoning.as_ref().unwrap().budget_tokens, Some(1024));
+    assert_eq!(req.extra.format, Some(Format::Gemini));
+    assert!(req.extra.fields.contains_key("safetySettings"));
+    // The Google Search tool has no place in another format: refused, never dropped.
+    let e = encode_request(Format::OpenAi, &req, &opts("gpt-x", "openai")).unwrap_err();
+    assert!(
+        e.message.contains("googleSearch") || e.message.contains("server tool"),
+        "{}",
+        e.message
+    );
+    let bad = json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]});
+    assert!(
+        decode_request(Format::Gemini, bad.to_string().as_bytes())
+            .unwrap_err()
+            .message
+            .contains("unknown role")
+    );
+}

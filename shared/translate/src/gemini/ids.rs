@@ -1,0 +1,94 @@
+//! Gemini function calls carry no ids, but their `thoughtSignature` must come back on the same
+//! part in later turns (Gemini 3 refuses the request otherwise). Clients of other formats echo
+//! only a call's id, so the id carries the signature: `call_<n>_<tag>` + `_gts_` + the signature
+//! in URL-safe base64 without padding (ids stay within Anthropic's `[a-zA-Z0-9_-]`).
+
+const MARK: &str = "_gts_";
+
+/// An id for the `n`th call of response `response_id`, carrying `signature` when there is one.
+pub(crate) fn call_id(response_id: &str, n: usize, signature: Option<&str>) -> String {
+    let tag: String = response_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    let base = format!("call_{n}_{tag}");
+    match signature {
+        Some(s) if !s.is_empty() => format!("{base}{MARK}{}", to_url_safe(s)),
+        _ => base,
+    }
+}
+
+/// The signature an id carries, as Gemini issued it.
+pub(crate) fn signature_of(id: &str) -> Option<String> {
+    let (_, s) = id.split_once(MARK)?;
+    (!s.is_empty()).then(|| from_url_safe(s))
+}
+
+/// The id without its signature (for upstreams that limit id length, e.g. OpenAI's 40).
+pub(crate) fn bare(id: &str) -> &str {
+    id.split_once(MARK).map_or(id, |(b, _)| b)
+}
+
+fn to_url_safe(b64: &str) -> String {
+    b64.trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+fn from_url_safe(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !out.len().is_multiple_of(4) {
+        out.push('=');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_signature_survives_the_id_byte_for_byte() {
+        let sig = "EqUCCqICAb4+9vsh8Pd5taZV/oPzSvjWWw==";
+        let id = call_id("b36LacjwM668nsEP2tbsgQQ", 0, Some(sig));
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{id}"
+        );
+        assert_eq!(signature_of(&id).as_deref(), Some(sig));
+        assert_eq!(bare(&id), "call_0_b36LacjwM668");
+        assert_eq!(signature_of(&call_id("r", 1, None)), None);
+        assert_eq!(signature_of("toolu_01abc"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_padded_base64_round_trips(bytes in proptest::collection::vec(any::<u8>(), 1..200)) {
+            // Standard base64 of arbitrary bytes, computed here without a dependency.
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut s = String::new();
+            for c in bytes.chunks(3) {
+                let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+                for i in 0..4 {
+                    if i <= c.len() { s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char); } else { s.push('='); }
+                }
+            }
+            prop_assert_eq!(signature_of(&call_id("x", 0, Some(&s))), Some(s));
+        }
+    }
+}
