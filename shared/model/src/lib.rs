@@ -21,6 +21,8 @@ pub enum Format {
     Anthropic,
     /// Google Gemini `generateContent` (Google AI Studio).
     Gemini,
+    /// Cohere v2 chat.
+    Cohere,
 }
 
 impl Format {
@@ -30,6 +32,7 @@ impl Format {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::Cohere => "cohere",
         }
     }
 }

@@ -128,13 +128,13 @@ fn fallback_chains_keep_order() {
 #[test]
 fn errors_name_file_path_and_reason() {
     let e = load(
-        "providers:\n  x: {format: cohere, auth: {type: none}}\n",
+        "providers:\n  x: {format: bedrock, auth: {type: none}}\n",
         &[],
     )
     .unwrap_err()
     .to_string();
     assert!(
-        e.starts_with("test.yaml: providers.x.format: unknown variant `cohere`"),
+        e.starts_with("test.yaml: providers.x.format: unknown variant `bedrock`"),
         "{e}"
     );
     let e = load("routes:\n  a: [nope/m]\n", &[])

@@ -129,6 +129,7 @@ impl FastStream {
             Format::OpenAi => self.openai(f),
             Format::Anthropic => self.anthropic(f),
             Format::Gemini => self.gemini(f),
+            Format::Cohere => self.cohere(f),
         }
     }
 
@@ -195,6 +196,34 @@ impl FastStream {
         seen.error = v.get("error").is_some();
         if seen.error || v.pointer("/candidates/0/finishReason").is_some() {
             self.gemini_finished = true;
+        }
+        Ok(seen)
+    }
+
+    /// Cohere: JSON events; usage and the end come with `message-end`.
+    fn cohere(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        let d = f.data.trim();
+        if d.is_empty() {
+            return Ok(seen);
+        }
+        if !(has_object(d, "\"usage\"") || d.contains("\"message-end\"")) {
+            return json_object(d).map(|()| seen);
+        }
+        let v = serde_json::from_str::<Value>(d)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(malformed)?;
+        if v.get("type").and_then(Value::as_str) == Some("message-end") {
+            self.completed = true;
+            if let Some(u) = v.pointer("/delta/usage") {
+                seen.usage = Some(crate::cohere::parse_usage(u));
+            }
+            let reason = v.pointer("/delta/finish_reason").and_then(Value::as_str);
+            seen.error = matches!(reason, Some("ERROR" | "TIMEOUT"));
         }
         Ok(seen)
     }

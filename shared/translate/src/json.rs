@@ -166,6 +166,7 @@ pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str)
         Format::OpenAi => "OpenAI",
         Format::Anthropic => "Anthropic",
         Format::Gemini => "Gemini",
+        Format::Cohere => "Cohere",
     };
     ApiError::invalid(format!(
         "provider `{}` ({name} format) does not support {what}",

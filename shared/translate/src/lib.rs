@@ -8,6 +8,7 @@
 //! and the same-format byte path in [`fast`].
 
 pub mod anthropic;
+pub mod cohere;
 pub mod fast;
 pub mod gemini;
 mod json;
@@ -37,6 +38,7 @@ pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiErr
         Format::OpenAi => openai::decode_request(body),
         Format::Anthropic => anthropic::decode_request(body),
         Format::Gemini => gemini::decode_request(body),
+        Format::Cohere => cohere::decode_request(body),
     }
 }
 
@@ -50,6 +52,7 @@ pub fn encode_request(
         Format::OpenAi => openai::encode_request(req, opts),
         Format::Anthropic => anthropic::encode_request(req, opts),
         Format::Gemini => gemini::encode_request(req, opts),
+        Format::Cohere => cohere::encode_request(req, opts),
     }
 }
 
@@ -59,6 +62,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
         Format::OpenAi => openai::decode_response(body),
         Format::Anthropic => anthropic::decode_response(body),
         Format::Gemini => gemini::decode_response(body),
+        Format::Cohere => cohere::decode_response(body),
     }
 }
 
@@ -68,6 +72,7 @@ pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
         Format::OpenAi => openai::encode_response(resp),
         Format::Anthropic => anthropic::encode_response(resp),
         Format::Gemini => gemini::encode_response(resp),
+        Format::Cohere => cohere::encode_response(resp),
     }
 }
 
@@ -77,6 +82,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
         Format::OpenAi => openai::decode_error(status, body),
         Format::Anthropic => anthropic::decode_error(status, body),
         Format::Gemini => gemini::decode_error(status, body),
+        Format::Cohere => cohere::decode_error(status, body),
     }
 }
 
@@ -86,6 +92,7 @@ pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
         Format::OpenAi => openai::encode_error(err),
         Format::Anthropic => anthropic::encode_error(err),
         Format::Gemini => gemini::encode_error(err),
+        Format::Cohere => cohere::encode_error(err),
     }
 }
 
@@ -98,6 +105,8 @@ pub enum Decoder {
     Anthropic(anthropic::Decoder),
     /// Gemini response chunks.
     Gemini(gemini::Decoder),
+    /// Cohere v2 events.
+    Cohere(cohere::Decoder),
 }
 
 impl Decoder {
@@ -107,6 +116,7 @@ impl Decoder {
             Format::OpenAi => Self::OpenAi(openai::Decoder::default()),
             Format::Anthropic => Self::Anthropic(anthropic::Decoder::default()),
             Format::Gemini => Self::Gemini(gemini::Decoder::default()),
+            Format::Cohere => Self::Cohere(cohere::Decoder::default()),
         }
     }
 
@@ -120,6 +130,7 @@ impl Decoder {
             Self::OpenAi(d) => d.feed(frame, out),
             Self::Anthropic(d) => d.feed(frame, out),
             Self::Gemini(d) => d.feed(frame, out),
+            Self::Cohere(d) => d.feed(frame, out),
         }
     }
 
@@ -129,6 +140,7 @@ impl Decoder {
             Self::OpenAi(d) => d.finish(out),
             Self::Anthropic(d) => d.finish(out),
             Self::Gemini(d) => d.finish(out),
+            Self::Cohere(d) => d.finish(out),
         }
     }
 }
@@ -142,6 +154,8 @@ pub enum Encoder {
     Anthropic(anthropic::Encoder),
     /// Gemini response chunks.
     Gemini(gemini::Encoder),
+    /// Cohere v2 events.
+    Cohere(cohere::Encoder),
 }
 
 impl Encoder {
@@ -151,6 +165,7 @@ impl Encoder {
             Format::OpenAi => Self::OpenAi(openai::Encoder::new(include_usage)),
             Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
             Format::Gemini => Self::Gemini(gemini::Encoder::new(false)),
+            Format::Cohere => Self::Cohere(cohere::Encoder::default()),
         }
     }
 
@@ -168,6 +183,7 @@ impl Encoder {
             Self::OpenAi(e) => e.encode(ev, out),
             Self::Anthropic(e) => e.encode(ev, out),
             Self::Gemini(e) => e.encode(ev, out),
+            Self::Cohere(e) => e.encode(ev, out),
         }
     }
 }

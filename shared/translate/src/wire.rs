@@ -152,13 +152,15 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
         }
         (Format::Gemini, Operation::Chat) => Some("/models/{model}:generateContent"),
         (Format::Gemini, Operation::CountTokens) => Some("/models/{model}:countTokens"),
+        (Format::Cohere, Operation::Chat) => Some("/v2/chat"),
+        (Format::Cohere, Operation::CountTokens) => None,
     }
 }
 
 /// How the upstream frames a streamed answer.
 pub fn framing(format: Format, _op: Operation) -> Framing {
     match format {
-        Format::OpenAi | Format::Anthropic | Format::Gemini => Framing::Sse,
+        Format::OpenAi | Format::Anthropic | Format::Gemini | Format::Cohere => Framing::Sse,
     }
 }
 
@@ -180,7 +182,7 @@ pub fn can_forward(format: Format, req: &ChatRequest) -> bool {
 pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
     match client {
         Format::Gemini => json!({"totalTokens": tokens}),
-        Format::OpenAi | Format::Anthropic => json!({"input_tokens": tokens}),
+        Format::OpenAi | Format::Anthropic | Format::Cohere => json!({"input_tokens": tokens}),
     }
 }
 
@@ -196,7 +198,7 @@ pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
 /// same-format client sets them.
 pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str)] {
     match format {
-        Format::OpenAi | Format::Gemini => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere => &[],
         Format::Anthropic => &[("anthropic-version", "2023-06-01")],
     }
 }
@@ -205,7 +207,7 @@ pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str
 /// Code relies on them).
 pub fn passthrough_headers(format: Format) -> &'static [&'static str] {
     match format {
-        Format::OpenAi | Format::Gemini => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere => &[],
         Format::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
@@ -246,6 +248,7 @@ pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, Strin
         Format::OpenAi => p.usage.map(|u| openai::parse_usage(&u)),
         Format::Anthropic => p.usage.map(|u| anthropic::parse_usage(&u)),
         Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&u)),
+        Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&u)),
     })
 }
 
@@ -261,6 +264,7 @@ pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
             "description": format!("{id}, served through the gateway by {owner}"),
             "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
         }),
+        Format::Cohere => json!({"name": id, "endpoints": ["chat"]}),
     }
 }
 
@@ -272,7 +276,7 @@ pub fn model_list(format: Format, entries: Vec<Value>, ids: &[&str]) -> Value {
             "data": entries, "has_more": false,
             "first_id": ids.first(), "last_id": ids.last(),
         }),
-        Format::Gemini => json!({"models": entries}),
+        Format::Gemini | Format::Cohere => json!({"models": entries}),
     }
 }
 

@@ -546,3 +546,88 @@ fn gemini_request_to_the_canonical_model() {
             .contains("unknown role")
     );
 }
+
+#[test]
+fn anthropic_request_to_cohere_and_its_answer_back() {
+    let body = json!({
+        "model": "claude-x", "max_tokens": 300, "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Weather?"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "21C"}]}
+        ],
+        "tools": [{"name": "weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        "tool_choice": {"type": "any"},
+        "top_p": 0.9, "top_k": 40, "stop_sequences": ["END"]
+    });
+    let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
+    let out =
+        to_json(encode_request(Format::Cohere, &req, &opts("command-r-plus", "cohere")).unwrap());
+    assert_eq!(out["model"], "command-r-plus");
+    assert_eq!(
+        out["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        out["messages"][1]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}})
+    );
+    assert_eq!(
+        out["messages"][2]["tool_plan"], "Checking.",
+        "text before calls is the tool plan"
+    );
+    assert_eq!(
+        out["messages"][2]["tool_calls"][0]["function"],
+        json!({"name": "weather", "arguments": "{\"city\":\"Paris\"}"})
+    );
+    assert_eq!(
+        out["messages"][3],
+        json!({"role": "tool", "tool_call_id": "t1", "content": "21C"})
+    );
+    assert_eq!(out["tool_choice"], "REQUIRED");
+    assert_eq!(
+        (
+            out["p"].clone(),
+            out["k"].clone(),
+            out["max_tokens"].clone()
+        ),
+        (json!(0.9), json!(40), json!(300))
+    );
+    assert_eq!(out["stop_sequences"], json!(["END"]));
+    // A named tool has no Cohere form: refused, not dropped.
+    let mut named = req.clone();
+    named.tool_choice = Some(ToolChoice::Named("weather".into()));
+    assert_eq!(
+        encode_request(Format::Cohere, &named, &opts("c", "cohere"))
+            .unwrap_err()
+            .status,
+        400
+    );
+
+    let answer = json!({"id": "r1", "finish_reason": "TOOL_CALL", "message": {"role": "assistant",
+        "tool_plan": "I will check.", "content": [],
+        "tool_calls": [{"id": "weather_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        "usage": {"billed_units": {"input_tokens": 5, "output_tokens": 7}, "tokens": {"input_tokens": 50, "output_tokens": 9}, "cached_tokens": 20}});
+    let r = decode_response(Format::Cohere, answer.to_string().as_bytes()).unwrap();
+    assert_eq!(r.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        r.content[0],
+        Part::Text {
+            text: "I will check.".into(),
+            cache: None
+        }
+    );
+    assert_eq!(
+        r.usage,
+        Usage {
+            input: 30,
+            output: 9,
+            cache_read: 20,
+            cache_write: 0,
+            reasoning: 0
+        },
+        "tokens, not billed units"
+    );
+    let e = decode_error(Format::Cohere, 429, br#"{"message":"too many requests"}"#);
+    assert_eq!((e.status, e.message.as_str()), (429, "too many requests"));
+}

@@ -1,0 +1,13 @@
+//! Cohere v2 chat (`/v2/chat`) <-> canonical model.
+
+mod error;
+mod request;
+mod response;
+mod stream;
+
+pub use error::{decode_error, encode_error};
+pub use request::{decode_request, encode_request};
+pub use response::{
+    decode_response, encode_response, finish_reason, parse_usage, stop_from_finish, usage_json,
+};
+pub use stream::{Decoder, Encoder};
