@@ -71,6 +71,16 @@ pub struct ChatRequest {
     pub extra: Extra,
 }
 
+impl ChatRequest {
+    /// The parts of mid-conversation instructions, in order.
+    pub fn mid_system(&self) -> impl Iterator<Item = &Part> {
+        self.messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .flat_map(|m| m.content.iter())
+    }
+}
+
 /// Unknown top-level fields and the format they were written in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {
@@ -97,6 +107,10 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// Instructions in the middle of the conversation (OpenAI `system`/`developer` messages after
+    /// the first turn, Anthropic's mid-conversation system messages). Formats with no place for
+    /// them fold them into the system prompt.
+    System,
 }
 
 /// A content part of a message or of the system prompt.

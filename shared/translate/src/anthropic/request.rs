@@ -18,6 +18,7 @@ const KNOWN: &[&str] = &[
     "tools",
     "tool_choice",
     "thinking",
+    "output_config",
     "metadata",
 ];
 
@@ -42,9 +43,11 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         let role = match req_str(mo, "role", &path)?.as_str() {
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            // Mid-conversation instructions (the beta Claude Code enables for other models).
+            "system" => Role::System,
             other => {
                 return Err(ApiError::invalid(format!(
-                    "`{path}.role`: unknown role \"{other}\" (expected user or assistant)"
+                    "`{path}.role`: Unexpected role \"{other}\": the input message role must be user, assistant or system"
                 ))
                 .with_param(join(&path, "role")));
             }
@@ -121,12 +124,35 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             req.parallel_tool_calls = Some(false);
         }
     }
-    if let Some(th) = opt_obj(&m, "thinking", "")?
-        && req_str(th, "type", "thinking")? == "enabled"
-    {
+    // `output_config.effort` (low / medium / high / max) says how hard to think; adaptive
+    // thinking leaves the budget to the model.
+    let effort = opt_obj(&m, "output_config", "")?
+        .map(|oc| opt_str(oc, "effort", "output_config"))
+        .transpose()?
+        .flatten()
+        .map(|e| if e == "max" { "high".to_owned() } else { e });
+    if let Some(th) = opt_obj(&m, "thinking", "")? {
+        req.reasoning = match req_str(th, "type", "thinking")?.as_str() {
+            "enabled" => Some(Reasoning {
+                effort,
+                budget_tokens: opt_u64(th, "budget_tokens", "thinking")?,
+            }),
+            "adaptive" => Some(Reasoning {
+                effort: Some(effort.unwrap_or_else(|| "medium".into())),
+                budget_tokens: None,
+            }),
+            "disabled" => None,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "`thinking.type`: unknown type \"{other}\" (enabled, adaptive or disabled)"
+                ))
+                .with_param("thinking.type"));
+            }
+        };
+    } else if effort.is_some() {
         req.reasoning = Some(Reasoning {
-            effort: None,
-            budget_tokens: opt_u64(th, "budget_tokens", "thinking")?,
+            effort,
+            budget_tokens: None,
         });
     }
     if let Some(md) = opt_obj(&m, "metadata", "")? {
@@ -290,14 +316,16 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
         }
     }
     body.insert("max_tokens".into(), json!(max_tokens));
-    if !req.system.is_empty() {
-        let plain = req
-            .system
+    // Mid-conversation instructions need a beta the upstream may not have: folded into the
+    // system prompt (an Anthropic client's own requests take the byte path and keep them).
+    let system: Vec<&Part> = req.system.iter().chain(req.mid_system()).collect();
+    if !system.is_empty() {
+        let plain = system
             .iter()
             .all(|p| matches!(p, Part::Text { cache: None, .. }));
         let sys = if plain {
             Value::String(
-                req.system
+                system
                     .iter()
                     .filter_map(|p| {
                         if let Part::Text { text, .. } = p {
@@ -311,7 +339,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
             )
         } else {
             Value::Array(
-                req.system
+                system
                     .iter()
                     .map(|p| encode_block(p, o))
                     .collect::<Result<Vec<_>, _>>()?
@@ -323,7 +351,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
         body.insert("system".into(), sys);
     }
     let mut msgs: Vec<(Role, Vec<Value>)> = Vec::new();
-    for m in &req.messages {
+    for m in req.messages.iter().filter(|m| m.role != Role::System) {
         let mut blocks = Vec::new();
         // Anthropic wants tool results first in a user turn.
         let (results, others): (Vec<&Part>, Vec<&Part>) = m

@@ -387,6 +387,9 @@ fn part_name(p: &Part) -> &'static str {
 
 fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Result<(), ApiError> {
     match m.role {
+        Role::System => {
+            out.push(json!({"role": "system", "content": encode_content(&m.content, o)?}));
+        }
         Role::User => {
             let (results, rest): (Vec<&Part>, Vec<&Part>) = m
                 .content

@@ -345,10 +345,11 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     let mut body = Map::new();
     let names = call_names(req);
     let mut contents: Vec<Value> = Vec::new();
-    for m in &req.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "model",
+    for m in req.messages.iter().filter(|m| m.role != Role::System) {
+        let role = if m.role == Role::User {
+            "user"
+        } else {
+            "model"
         };
         let mut parts = Vec::new();
         for p in &m.content {
@@ -370,9 +371,11 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
         }
     }
     body.insert("contents".into(), Value::Array(contents));
-    if !req.system.is_empty() {
+    // Gemini has one place for instructions: mid-conversation ones are folded into it.
+    let system: Vec<&Part> = req.system.iter().chain(req.mid_system()).collect();
+    if !system.is_empty() {
         let mut parts = Vec::new();
-        for p in &req.system {
+        for p in system {
             match p {
                 Part::Text { text, .. } => parts.push(json!({"text": text})),
                 _ => return Err(unsupported(Format::Gemini, o, "non-text system content")),

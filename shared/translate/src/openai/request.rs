@@ -162,7 +162,12 @@ fn decode_message(v: &Value, path: &str, req: &mut ChatRequest) -> Result<(), Ap
     match role.as_str() {
         "system" | "developer" => {
             let parts = decode_content(m.get("content"), &join(path, "content"), false)?;
-            req.system.extend(parts);
+            // Leading instructions are the system prompt; later ones stay where they were said.
+            if req.messages.is_empty() {
+                req.system.extend(parts);
+            } else {
+                push(req, Role::System, parts);
+            }
         }
         "user" => {
             let content = decode_content(m.get("content"), &join(path, "content"), true)?;
@@ -569,6 +574,9 @@ fn encode_part(p: &Part, o: &EncodeOpts<'_>) -> Result<Option<Value>, ApiError> 
 
 fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Result<(), ApiError> {
     match m.role {
+        Role::System => {
+            out.push(json!({"role": "system", "content": text_content(&m.content, o)?}));
+        }
         Role::User => {
             let mut rest = Vec::new();
             let mut late_images = Vec::new();

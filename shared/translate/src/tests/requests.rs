@@ -253,8 +253,8 @@ fn bad_requests_get_precise_messages() {
         ),
         (
             Format::Anthropic,
-            r#"{"model":"m","messages":[{"role":"system","content":"x"}]}"#,
-            "unknown role \"system\"",
+            r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#,
+            "Unexpected role \"tool\"",
         ),
         (
             Format::Anthropic,
@@ -630,4 +630,69 @@ fn anthropic_request_to_cohere_and_its_answer_back() {
     );
     let e = decode_error(Format::Cohere, 429, br#"{"message":"too many requests"}"#);
     assert_eq!((e.status, e.message.as_str()), (429, "too many requests"));
+}
+
+#[test]
+fn claude_code_requests_for_other_models_translate() {
+    // What Claude Code sends for a non-Claude model: a mid-conversation system message (its
+    // beta), adaptive thinking and an effort.
+    let body = json!({
+        "model": "gpt-4o", "max_tokens": 1000,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "user", "content": "list files"},
+            {"role": "system", "content": "The user switched to plan mode."},
+            {"role": "user", "content": "go"}
+        ],
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"}
+    });
+    let req = decode_request(Format::Anthropic, body.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        req.reasoning.as_ref().unwrap().effort.as_deref(),
+        Some("high")
+    );
+    let oa = to_json(encode_request(Format::OpenAi, &req, &opts("gpt-4o", "openai")).unwrap());
+    let roles: Vec<&str> = oa["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "system", "user"], "kept in place");
+    assert_eq!(
+        oa["messages"][2]["content"],
+        "The user switched to plan mode."
+    );
+    assert_eq!(oa["reasoning_effort"], "high");
+    assert!(oa.get("output_config").is_none() && oa.get("thinking").is_none());
+    // Formats with one place for instructions fold it in.
+    let g =
+        to_json(encode_request(Format::Gemini, &req, &opts("gemini-2.5-pro", "gemini")).unwrap());
+    assert_eq!(
+        g["systemInstruction"]["parts"][1]["text"],
+        "The user switched to plan mode."
+    );
+    assert_eq!(
+        g["contents"].as_array().unwrap().len(),
+        1,
+        "the two user turns around it merge"
+    );
+    let a =
+        to_json(encode_request(Format::Anthropic, &req, &opts("claude-x", "anthropic")).unwrap());
+    assert!(
+        a["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["role"] != "system")
+    );
+    // An OpenAI developer message after the first turn stays in place too.
+    let oa_body = json!({"model": "m", "messages": [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+        {"role": "developer", "content": "Now in French."}]});
+    let r = decode_request(Format::OpenAi, oa_body.to_string().as_bytes()).unwrap();
+    assert_eq!(r.system.len(), 1);
+    assert_eq!(r.messages[1].role, Role::System);
 }
