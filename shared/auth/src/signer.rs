@@ -208,4 +208,38 @@ mod tests {
         assert_eq!(s.secrets().len(), 2);
         assert!(!format!("{s:?}").contains("wJalr"));
     }
+
+    #[test]
+    fn bedrock_inference_profile_ids_sign_as_botocore_signs_them() {
+        // tests/vectors/botocore_bedrock_sigv4.py prints botocore's header for this request.
+        let mut r = Request::builder()
+            .method("POST")
+            .uri("https://bedrock-runtime.us-east-1.amazonaws.com/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream")
+            .header("content-type", "application/json")
+            .header("accept", "application/vnd.amazon.eventstream")
+            .body(Bytes::from_static(br#"{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":100}}"#))
+            .unwrap();
+        let s = Signer::SigV4 {
+            creds: Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+                session_token: Some("session-token-example".into()),
+            },
+            region: "us-east-1".into(),
+            service: "bedrock".into(),
+        };
+        {
+            let mut fut = std::pin::pin!(s.sign(&mut r, 1_796_205_600));
+            let waker = std::task::Waker::noop();
+            assert!(
+                fut.as_mut()
+                    .poll(&mut std::task::Context::from_waker(waker))
+                    .is_ready()
+            );
+        }
+        assert_eq!(
+            r.headers()["authorization"],
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/bedrock/aws4_request, SignedHeaders=accept;content-type;host;x-amz-date;x-amz-security-token, Signature=0cfaf20798c831dbd5992dc7c69ef0b0f12f19074dbde0f8e9f84dfd2cb9949a"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use crate::log::{LogGuard, Outcome};
 use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt, StreamExt};
-use gw_codec::{SseFrame, SseParser};
+use gw_codec::{Framer, SseFrame};
 use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Framing, Operation, StreamEvent};
 use gw_ports::{BodyStream, ByteStream, Clock, HttpClient, LogSink};
 use gw_state::StateStore;
@@ -33,7 +33,7 @@ struct Relay<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     client: Format,
     rest: ByteStream,
     first: Option<Bytes>,
-    parser: SseParser,
+    parser: Framer,
     mode: Mode,
     log: LogGuard<H, C, L, S>,
     frames: Vec<SseFrame>,
@@ -160,10 +160,10 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
 
 /// The frame parser for the upstream's framing (the format names it); the fast path keeps each
 /// event's raw bytes to forward them unchanged.
-fn framer(upstream: Format, fast: bool, limit: usize) -> SseParser {
+fn framer(upstream: Format, fast: bool, limit: usize) -> Framer {
     match gw_translate::wire::framing(upstream, Operation::Chat) {
-        Framing::Sse if fast => SseParser::capturing().with_limit(limit),
-        Framing::Sse => SseParser::new().with_limit(limit),
+        Framing::Sse => Framer::sse(fast, limit),
+        Framing::EventStream => Framer::event_stream(limit),
     }
 }
 
@@ -200,13 +200,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
             Some(o) => {
                 let mut out = self.relay_frames(&frames, false, out);
                 if !self.finished {
-                    out.extend_from_slice(&self.fail(ApiError::new(
-                        ErrorKind::Api,
+                    let why = if o.too_large {
                         format!(
-                            "upstream stream event larger than {} bytes (server.max_upstream_event_bytes)",
-                            o.limit
-                        ),
-                    )));
+                            "upstream stream event too large: {} (server.max_upstream_event_bytes)",
+                            o.message
+                        )
+                    } else {
+                        format!("upstream stream framing broke: {}", o.message)
+                    };
+                    out.extend_from_slice(&self.fail(ApiError::new(ErrorKind::Api, why)));
                 }
                 out
             }

@@ -28,6 +28,8 @@ impl Operation {
 pub enum Framing {
     /// Server-Sent Events.
     Sse,
+    /// AWS event-stream (binary, checksummed messages).
+    EventStream,
 }
 
 /// Whose fault a failed upstream call was: it decides failover, the breaker and the client's answer.

@@ -23,6 +23,8 @@ pub enum Format {
     Gemini,
     /// Cohere v2 chat.
     Cohere,
+    /// AWS Bedrock Converse.
+    Bedrock,
 }
 
 impl Format {
@@ -33,6 +35,7 @@ impl Format {
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
             Self::Cohere => "cohere",
+            Self::Bedrock => "bedrock",
         }
     }
 }

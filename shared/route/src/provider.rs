@@ -62,7 +62,10 @@ struct RawProvider {
     format: Format,
     #[serde(default)]
     base_url: String,
-    auth: AuthSpec,
+    /// More variables that override `base_url` (after `<ID>_BASE_URL`), e.g. the AWS SDKs'.
+    #[serde(default)]
+    base_url_env: Vec<String>,
+    auth: AuthOneOrMore,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -75,6 +78,14 @@ struct RawProvider {
     paths: BTreeMap<String, String>,
     #[serde(default)]
     params: BTreeMap<String, String>,
+}
+
+/// One auth scheme, or several: the first whose credential is set is used.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AuthOneOrMore {
+    One(AuthSpec),
+    More(Vec<AuthSpec>),
 }
 
 /// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
@@ -95,6 +106,8 @@ pub struct Provider {
     pub signer: Signer,
     /// The credential was found (or none is needed).
     pub has_credential: bool,
+    /// With several schemes and none configured: every scheme's variables.
+    missing_vars: Option<String>,
     /// Extra headers sent upstream.
     pub headers: Vec<(String, String)>,
     /// Models it serves (for listing and resolution).
@@ -123,7 +136,11 @@ impl Provider {
         if self.base_url.is_empty() {
             return Some(self.base_url_var());
         }
-        (!self.has_credential).then(|| self.auth.vars())
+        (!self.has_credential).then(|| {
+            self.missing_vars
+                .clone()
+                .unwrap_or_else(|| self.auth.vars())
+        })
     }
 
     /// Whether the provider serves `op` (its format has it, or its config gives a path).
@@ -236,7 +253,8 @@ pub(crate) fn build(
         base_url: rp.base_url,
         signer: Signer::None,
         has_credential: false,
-        auth: rp.auth,
+        missing_vars: None,
+        auth: AuthSpec::None,
         paths,
         params: rp.params,
         headers: rp.headers.into_iter().collect(),
@@ -244,7 +262,11 @@ pub(crate) fn build(
         max_tokens_field: rp.max_tokens_field.unwrap_or_else(|| "max_tokens".into()),
         default_max_tokens: rp.default_max_tokens.unwrap_or(default_max_tokens),
     };
-    if let Some(url) = env(&p.base_url_var()).filter(|u| !u.is_empty()) {
+    let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
+    if let Some(url) = overrides
+        .into_iter()
+        .find_map(|v| env(&v).filter(|u| !u.is_empty()))
+    {
         p.base_url = url;
     }
     p.base_url = p.base_url.trim_end_matches('/').to_owned();
@@ -263,36 +285,32 @@ pub(crate) fn build(
             "must be max_tokens or max_completion_tokens".into(),
         ));
     }
-    match &p.auth {
-        AuthSpec::Bearer { env: vars }
-        | AuthSpec::Header { env: vars, .. }
-        | AuthSpec::Query { env: vars, .. }
-            if vars.is_empty() =>
-        {
-            return Err((
-                ".auth.env".into(),
-                "name at least one environment variable".into(),
-            ));
-        }
-        AuthSpec::Header { name, .. } | AuthSpec::Query { name, .. }
-            if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() =>
-        {
-            return Err((
-                ".auth.name".into(),
-                format!("`{name}` is not a valid header or parameter name"),
-            ));
-        }
-        AuthSpec::AwsSigv4 { service, region } if service.is_empty() || region.is_empty() => {
-            return Err((
-                ".auth".into(),
-                "aws_sigv4 needs a service and a region".into(),
-            ));
-        }
-        _ => {}
+    let specs = match rp.auth {
+        AuthOneOrMore::One(a) => vec![a],
+        AuthOneOrMore::More(v) if !v.is_empty() => v,
+        AuthOneOrMore::More(_) => return Err((".auth".into(), "an empty list of schemes".into())),
+    };
+    for spec in &specs {
+        check_auth(spec)?;
     }
-    if let Some(s) = signer(&p.auth, env) {
-        p.signer = s;
-        p.has_credential = true;
+    // The first scheme whose credential is set; with none, the first (its variables are named).
+    match specs.iter().find_map(|a| signer(a, env).map(|s| (a, s))) {
+        Some((a, s)) => {
+            p.auth = a.clone();
+            p.signer = s;
+            p.has_credential = true;
+        }
+        None if specs.len() == 1 => p.auth = specs[0].clone(),
+        None => {
+            p.auth = specs[0].clone();
+            p.missing_vars = Some(
+                specs
+                    .iter()
+                    .map(AuthSpec::vars)
+                    .collect::<Vec<_>>()
+                    .join(", or "),
+            );
+        }
     }
     for (k, val) in &p.headers {
         if http::HeaderName::from_bytes(k.as_bytes()).is_err()
@@ -302,4 +320,29 @@ pub(crate) fn build(
         }
     }
     Ok(p)
+}
+
+fn check_auth(a: &AuthSpec) -> Result<(), (String, String)> {
+    let bad = |path: &str, why: String| Err((path.to_owned(), why));
+    match a {
+        AuthSpec::Bearer { env: vars }
+        | AuthSpec::Header { env: vars, .. }
+        | AuthSpec::Query { env: vars, .. }
+            if vars.is_empty() =>
+        {
+            bad(".auth.env", "name at least one environment variable".into())
+        }
+        AuthSpec::Header { name, .. } | AuthSpec::Query { name, .. }
+            if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() =>
+        {
+            bad(
+                ".auth.name",
+                format!("`{name}` is not a valid header or parameter name"),
+            )
+        }
+        AuthSpec::AwsSigv4 { service, region } if service.is_empty() || region.is_empty() => {
+            bad(".auth", "aws_sigv4 needs a service and a region".into())
+        }
+        _ => Ok(()),
+    }
 }

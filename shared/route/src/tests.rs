@@ -128,13 +128,13 @@ fn fallback_chains_keep_order() {
 #[test]
 fn errors_name_file_path_and_reason() {
     let e = load(
-        "providers:\n  x: {format: bedrock, auth: {type: none}}\n",
+        "providers:\n  x: {format: vertex, auth: {type: none}}\n",
         &[],
     )
     .unwrap_err()
     .to_string();
     assert!(
-        e.starts_with("test.yaml: providers.x.format: unknown variant `bedrock`"),
+        e.starts_with("test.yaml: providers.x.format: unknown variant `vertex`"),
         "{e}"
     );
     let e = load("routes:\n  a: [nope/m]\n", &[])
@@ -253,4 +253,59 @@ providers:
     }
     let y = "providers:\n  p: {format: openai, base_url: 'http://x', auth: {type: header, name: 'bad name', env: [K]}}\n";
     assert_eq!(load(y, &[]).unwrap_err().path, "providers.p.auth.name");
+}
+
+#[test]
+fn bedrock_takes_an_api_key_or_sigv4_and_the_aws_endpoint_override() {
+    let c = load(
+        SHIPPED,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "sek"),
+            ("AWS_REGION", "eu-west-3"),
+        ],
+    )
+    .unwrap();
+    let b = &c.providers[c.provider_index("bedrock").unwrap()];
+    assert_eq!(
+        b.base_url,
+        "https://bedrock-runtime.eu-west-3.amazonaws.com"
+    );
+    assert!(matches!(b.signer, gw_auth::Signer::SigV4 { ref region, .. } if region == "eu-west-3"));
+    assert_eq!(
+        b.url_for(
+            gw_model::Operation::Chat,
+            true,
+            "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+        )
+        .unwrap(),
+        "https://bedrock-runtime.eu-west-3.amazonaws.com/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream"
+    );
+    let c = load(
+        SHIPPED,
+        &[
+            ("AWS_BEARER_TOKEN_BEDROCK", "bedrock-key-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "sek"),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9/"),
+        ],
+    )
+    .unwrap();
+    let b = &c.providers[c.provider_index("bedrock").unwrap()];
+    assert_eq!(
+        b.signer.identity(),
+        Some("bedrock-key-1"),
+        "the API key comes first"
+    );
+    assert_eq!(b.base_url, "http://127.0.0.1:9");
+    let c = load(SHIPPED, &[]).unwrap();
+    let b = &c.providers[c.provider_index("bedrock").unwrap()];
+    assert_eq!(
+        b.missing().as_deref(),
+        Some("AWS_BEARER_TOKEN_BEDROCK, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    );
+    assert_eq!(
+        plan(&c, "us.anthropic.claude-sonnet-4-20250514-v1:0", None)[0].0,
+        "bedrock"
+    );
 }

@@ -23,6 +23,8 @@ pub enum Script {
     Status(u16, &'static str),
     /// A 200 stream of these chunks.
     Sse(Vec<&'static str>),
+    /// A 200 stream of these binary chunks (AWS event-stream).
+    Binary(Vec<Vec<u8>>),
     /// Sends these chunks, then the connection breaks.
     SseThenBreak(Vec<&'static str>),
     /// Sends these chunks, then stays open without sending more.
@@ -81,6 +83,14 @@ impl HttpClient for FakeHttp {
             match script.unwrap_or(Script::Refused) {
                 Script::Status(s, b) => resp(s, chunks(vec![b], false)),
                 Script::Sse(v) => resp(200, chunks(v, false)),
+                Script::Binary(v) => resp(
+                    200,
+                    Box::pin(futures_util::stream::iter(
+                        v.into_iter()
+                            .map(|c| Ok(Bytes::from(c)))
+                            .collect::<Vec<_>>(),
+                    )),
+                ),
                 Script::SseThenBreak(v) => resp(200, chunks(v, true)),
                 Script::SseThenHang(v) => resp(
                     200,

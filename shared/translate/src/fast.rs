@@ -99,8 +99,8 @@ pub struct FastStream {
     /// OpenAI's `include_usage` as the client set it (the gateway always asks the upstream).
     include_usage: bool,
     completed: bool,
-    /// Gemini has no end marker: a finish reason makes the stream complete, and later events
-    /// (usage) still pass.
+    /// Gemini and Bedrock have no final end marker: a finish reason (`messageStop`) makes the
+    /// stream complete, and later events (usage) still pass.
     gemini_finished: bool,
 }
 
@@ -130,6 +130,7 @@ impl FastStream {
             Format::Anthropic => self.anthropic(f),
             Format::Gemini => self.gemini(f),
             Format::Cohere => self.cohere(f),
+            Format::Bedrock => self.bedrock(f),
         }
     }
 
@@ -196,6 +197,31 @@ impl FastStream {
         seen.error = v.get("error").is_some();
         if seen.error || v.pointer("/candidates/0/finishReason").is_some() {
             self.gemini_finished = true;
+        }
+        Ok(seen)
+    }
+
+    /// Bedrock (event-stream frames): JSON payloads; `messageStop` completes the stream, the
+    /// usage follows in `metadata`; an exception message is the upstream's error.
+    fn bedrock(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        let event = f.event.as_deref().unwrap_or_default();
+        if event.starts_with("exception:") {
+            seen.error = true;
+            self.gemini_finished = true;
+            return Ok(seen);
+        }
+        let v = serde_json::from_str::<Value>(&f.data)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(malformed)?;
+        match event {
+            "messageStop" => self.gemini_finished = true,
+            "metadata" => seen.usage = v.get("usage").map(crate::bedrock::parse_usage),
+            _ => {}
         }
         Ok(seen)
     }

@@ -167,6 +167,7 @@ pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str)
         Format::Anthropic => "Anthropic",
         Format::Gemini => "Gemini",
         Format::Cohere => "Cohere",
+        Format::Bedrock => "Bedrock",
     };
     ApiError::invalid(format!(
         "provider `{}` ({name} format) does not support {what}",

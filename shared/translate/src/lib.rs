@@ -8,6 +8,7 @@
 //! and the same-format byte path in [`fast`].
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod cohere;
 pub mod fast;
 pub mod gemini;
@@ -39,6 +40,7 @@ pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiErr
         Format::Anthropic => anthropic::decode_request(body),
         Format::Gemini => gemini::decode_request(body),
         Format::Cohere => cohere::decode_request(body),
+        Format::Bedrock => bedrock::decode_request(body),
     }
 }
 
@@ -53,6 +55,7 @@ pub fn encode_request(
         Format::Anthropic => anthropic::encode_request(req, opts),
         Format::Gemini => gemini::encode_request(req, opts),
         Format::Cohere => cohere::encode_request(req, opts),
+        Format::Bedrock => bedrock::encode_request(req, opts),
     }
 }
 
@@ -63,6 +66,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
         Format::Anthropic => anthropic::decode_response(body),
         Format::Gemini => gemini::decode_response(body),
         Format::Cohere => cohere::decode_response(body),
+        Format::Bedrock => bedrock::decode_response(body),
     }
 }
 
@@ -73,6 +77,7 @@ pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
         Format::Anthropic => anthropic::encode_response(resp),
         Format::Gemini => gemini::encode_response(resp),
         Format::Cohere => cohere::encode_response(resp),
+        Format::Bedrock => bedrock::encode_response(resp),
     }
 }
 
@@ -83,6 +88,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
         Format::Anthropic => anthropic::decode_error(status, body),
         Format::Gemini => gemini::decode_error(status, body),
         Format::Cohere => cohere::decode_error(status, body),
+        Format::Bedrock => bedrock::decode_error(status, body),
     }
 }
 
@@ -93,6 +99,7 @@ pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
         Format::Anthropic => anthropic::encode_error(err),
         Format::Gemini => gemini::encode_error(err),
         Format::Cohere => cohere::encode_error(err),
+        Format::Bedrock => bedrock::encode_error(err),
     }
 }
 
@@ -107,6 +114,8 @@ pub enum Decoder {
     Gemini(gemini::Decoder),
     /// Cohere v2 events.
     Cohere(cohere::Decoder),
+    /// Bedrock ConverseStream events.
+    Bedrock(bedrock::Decoder),
 }
 
 impl Decoder {
@@ -117,6 +126,7 @@ impl Decoder {
             Format::Anthropic => Self::Anthropic(anthropic::Decoder::default()),
             Format::Gemini => Self::Gemini(gemini::Decoder::default()),
             Format::Cohere => Self::Cohere(cohere::Decoder::default()),
+            Format::Bedrock => Self::Bedrock(bedrock::Decoder::default()),
         }
     }
 
@@ -131,6 +141,7 @@ impl Decoder {
             Self::Anthropic(d) => d.feed(frame, out),
             Self::Gemini(d) => d.feed(frame, out),
             Self::Cohere(d) => d.feed(frame, out),
+            Self::Bedrock(d) => d.feed(frame, out),
         }
     }
 
@@ -141,6 +152,7 @@ impl Decoder {
             Self::Anthropic(d) => d.finish(out),
             Self::Gemini(d) => d.finish(out),
             Self::Cohere(d) => d.finish(out),
+            Self::Bedrock(d) => d.finish(out),
         }
     }
 }
@@ -156,6 +168,8 @@ pub enum Encoder {
     Gemini(gemini::Encoder),
     /// Cohere v2 events.
     Cohere(cohere::Encoder),
+    /// Bedrock ConverseStream events.
+    Bedrock(bedrock::Encoder),
 }
 
 impl Encoder {
@@ -166,6 +180,7 @@ impl Encoder {
             Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
             Format::Gemini => Self::Gemini(gemini::Encoder::new(false)),
             Format::Cohere => Self::Cohere(cohere::Encoder::default()),
+            Format::Bedrock => Self::Bedrock(bedrock::Encoder::default()),
         }
     }
 
@@ -184,6 +199,7 @@ impl Encoder {
             Self::Anthropic(e) => e.encode(ev, out),
             Self::Gemini(e) => e.encode(ev, out),
             Self::Cohere(e) => e.encode(ev, out),
+            Self::Bedrock(e) => e.encode(ev, out),
         }
     }
 }

@@ -154,6 +154,9 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
         (Format::Gemini, Operation::CountTokens) => Some("/models/{model}:countTokens"),
         (Format::Cohere, Operation::Chat) => Some("/v2/chat"),
         (Format::Cohere, Operation::CountTokens) => None,
+        (Format::Bedrock, Operation::Chat) if stream => Some("/model/{model}/converse-stream"),
+        (Format::Bedrock, Operation::Chat) => Some("/model/{model}/converse"),
+        (Format::Bedrock, Operation::CountTokens) => None,
     }
 }
 
@@ -161,6 +164,7 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
 pub fn framing(format: Format, _op: Operation) -> Framing {
     match format {
         Format::OpenAi | Format::Anthropic | Format::Gemini | Format::Cohere => Framing::Sse,
+        Format::Bedrock => Framing::EventStream,
     }
 }
 
@@ -183,6 +187,7 @@ pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
     match client {
         Format::Gemini => json!({"totalTokens": tokens}),
         Format::OpenAi | Format::Anthropic | Format::Cohere => json!({"input_tokens": tokens}),
+        Format::Bedrock => json!({"inputTokens": tokens}),
     }
 }
 
@@ -190,6 +195,7 @@ pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
 pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
     match (stream, framing(format, op)) {
         (true, Framing::Sse) => "text/event-stream",
+        (true, Framing::EventStream) => "application/vnd.amazon.eventstream",
         (false, _) => "application/json",
     }
 }
@@ -198,7 +204,7 @@ pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
 /// same-format client sets them.
 pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str)] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock => &[],
         Format::Anthropic => &[("anthropic-version", "2023-06-01")],
     }
 }
@@ -207,7 +213,7 @@ pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str
 /// Code relies on them).
 pub fn passthrough_headers(format: Format) -> &'static [&'static str] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock => &[],
         Format::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
@@ -220,7 +226,7 @@ pub fn fast_request(
     model: &str,
     req: &ChatRequest,
 ) -> Option<Vec<u8>> {
-    if format == Format::Gemini {
+    if matches!(format, Format::Gemini | Format::Bedrock) {
         // The model is in the URL; the body goes as it came.
         return crate::fast::patch_fields(body, &[]);
     }
@@ -249,6 +255,7 @@ pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, Strin
         Format::Anthropic => p.usage.map(|u| anthropic::parse_usage(&u)),
         Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&u)),
         Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&u)),
+        Format::Bedrock => p.usage.map(|u| crate::bedrock::parse_usage(&u)),
     })
 }
 
@@ -265,6 +272,7 @@ pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
             "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
         }),
         Format::Cohere => json!({"name": id, "endpoints": ["chat"]}),
+        Format::Bedrock => json!({"modelId": id, "providerName": owner}),
     }
 }
 
@@ -277,6 +285,7 @@ pub fn model_list(format: Format, entries: Vec<Value>, ids: &[&str]) -> Value {
             "first_id": ids.first(), "last_id": ids.last(),
         }),
         Format::Gemini | Format::Cohere => json!({"models": entries}),
+        Format::Bedrock => json!({"modelSummaries": entries}),
     }
 }
 

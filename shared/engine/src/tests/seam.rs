@@ -162,3 +162,104 @@ fn a_rate_limited_target_alone_answers_429() {
     let (s, _, _) = run(&g, chat("gpt-x"));
     assert_eq!(s, 429);
 }
+
+#[test]
+fn a_bedrock_converse_stream_reaches_an_openai_client() {
+    use gw_codec::eventstream::encode;
+    let yaml = "
+providers:
+  br:
+    format: bedrock
+    base_url: http://br
+    auth: {type: aws_sigv4, service: bedrock, region: us-east-1}
+";
+    let ev = |ty: &str, payload: &str| {
+        encode(
+            &[
+                (":event-type", ty),
+                (":content-type", "application/json"),
+                (":message-type", "event"),
+            ],
+            payload.as_bytes(),
+        )
+    };
+    let stream = [
+        ev("messageStart", r#"{"role":"assistant","p":"abc"}"#),
+        ev("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#),
+        ev("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+        ev("contentBlockStart", r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"tu1","name":"f"}}}"#),
+        ev("contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":1}"}}}"#),
+        ev("contentBlockStop", r#"{"contentBlockIndex":1}"#),
+        ev("messageStop", r#"{"stopReason":"tool_use"}"#),
+        ev("metadata", r#"{"usage":{"inputTokens":7,"outputTokens":3,"totalTokens":10},"metrics":{"latencyMs":5}}"#),
+    ]
+    .concat();
+    // Split mid-message: the framer must reassemble.
+    let (a, b) = stream.split_at(37);
+    let (g, lines) = gateway_on(
+        yaml,
+        vec![("br", Script::Binary(vec![a.to_vec(), b.to_vec()]))],
+    );
+    let req = post(
+        "/v1/chat/completions",
+        json!({"model": "br/us.anthropic.claude-3-7-sonnet-20250219-v1:0", "stream": true,
+               "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let (s, _, body) = run(&g, req);
+    assert_eq!(s, 200, "{body}");
+    let seen = g.inner.http.seen.lock().unwrap();
+    assert_eq!(
+        seen[0].0,
+        "http://br/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream"
+    );
+    assert_eq!(seen[0].1["accept"], "application/vnd.amazon.eventstream");
+    assert!(
+        seen[0].1["authorization"]
+            .to_str()
+            .unwrap()
+            .contains("/us-east-1/bedrock/aws4_request")
+    );
+    assert_eq!(
+        seen[0].2["inferenceConfig"]["maxTokens"], 4096,
+        "Converse needs a limit"
+    );
+    assert!(body.contains("\"content\":\"Hi\""), "{body}");
+    assert!(
+        body.contains("\"id\":\"tu1\"") && body.contains("tool_calls"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"prompt_tokens\":7"),
+        "usage after messageStop still counts: {body}"
+    );
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    assert_eq!(last_log(&lines)["outcome"], "ok");
+
+    // A throttling exception inside the stream is an error event for the client, and a failure.
+    let bad = [
+        ev("messageStart", r#"{"role":"assistant"}"#),
+        encode(
+            &[
+                (":exception-type", "throttlingException"),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
+            ],
+            br#"{"message":"Too many tokens"}"#,
+        ),
+    ]
+    .concat();
+    let (g, lines) = gateway_on(yaml, vec![("br", Script::Binary(vec![bad]))]);
+    let req = post(
+        "/v1/messages",
+        json!({"model": "br/m", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let mut req = req;
+    req.headers_mut()
+        .insert("x-api-key", HeaderValue::from_static("proxy-key-123"));
+    let (_, _, body) = run(&g, req);
+    assert!(
+        body.contains("event: error") && body.contains("throttlingException: Too many tokens"),
+        "{body}"
+    );
+    assert_ne!(last_log(&lines)["outcome"], "ok");
+}

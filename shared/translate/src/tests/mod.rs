@@ -2,7 +2,7 @@
 //! properties, cross-format stream round trips, and request/response mapping facts.
 
 use crate::*;
-use gw_codec::{SseFrame, SseParser};
+use gw_codec::{Framer, SseFrame};
 use gw_model::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -41,6 +41,7 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
                     let ty = v["type"].as_str().unwrap();
                     sse.push_str(&format!("event: {ty}\ndata: {line}\n\n"));
                 }
+                Format::Bedrock => unreachable!("framed in binary below"),
                 Format::Anthropic => {
                     let v: Value = serde_json::from_str(line).unwrap();
                     sse.push_str(&format!(
@@ -59,6 +60,12 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
             sse.into_bytes(),
         ));
     }
+    // The Bedrock transcript as real binary event-stream messages.
+    out.push((
+        "amazon-bedrock-text".to_owned(),
+        Format::Bedrock,
+        std::fs::read(dir.join("amazon-bedrock-text.eventstream.bin")).unwrap(),
+    ));
     for name in [
         "basic_response",
         "tool_use_response",
@@ -73,7 +80,10 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
 
 /// Decodes a stream fed in the given pieces; a decode error becomes a final `Error` event.
 fn decode(format: Format, pieces: &[&[u8]]) -> Vec<StreamEvent> {
-    let mut p = SseParser::new();
+    let mut p = match wire::framing(format, Operation::Chat) {
+        Framing::Sse => Framer::sse(false, usize::MAX),
+        Framing::EventStream => Framer::event_stream(1 << 24),
+    };
     let mut d = Decoder::new(format);
     let mut frames: Vec<SseFrame> = Vec::new();
     let mut events = Vec::new();
@@ -225,7 +235,7 @@ fn a_stream_cut_short_is_an_error() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn fixtures_split_anywhere_decode_identically(which in 0usize..11, cuts in proptest::collection::vec(any::<usize>(), 1..40)) {
+    fn fixtures_split_anywhere_decode_identically(which in 0usize..12, cuts in proptest::collection::vec(any::<usize>(), 1..40)) {
         let all = fixtures();
         let (_, format, bytes) = &all[which % all.len()];
         let whole = decode(*format, &[bytes]);
@@ -296,6 +306,7 @@ fn every_fixture_survives_translation_into_both_client_formats() {
             Format::Anthropic,
             Format::Gemini,
             Format::Cohere,
+            Format::Bedrock,
         ] {
             let sse = reencode(&events, client, true);
             let back = decode(client, &[&sse]);
@@ -322,6 +333,10 @@ fn every_fixture_survives_translation_into_both_client_formats() {
                     Format::Cohere,
                     Some(StopReason::Pause | StopReason::ContentFilter | StopReason::Refusal),
                 ) => Some(StopReason::EndTurn),
+                (Format::Bedrock, Some(StopReason::Pause | StopReason::Error)) => {
+                    Some(StopReason::EndTurn)
+                }
+                (Format::Bedrock, Some(StopReason::Refusal)) => Some(StopReason::ContentFilter),
                 (Format::Gemini, Some(StopReason::StopSequence | StopReason::Pause)) => {
                     Some(StopReason::EndTurn) // Gemini says STOP for all three
                 }
@@ -336,7 +351,7 @@ fn every_fixture_survives_translation_into_both_client_formats() {
             want_c.signature.clone_from(&want.signature);
             want_c.tools.clone_from(&want.tools);
             want_c.usage = want.usage;
-            if matches!(client, Format::Anthropic | Format::Cohere) {
+            if matches!(client, Format::Anthropic | Format::Cohere | Format::Bedrock) {
                 // No reasoning count in their usage (it is inside the output tokens).
                 want_c.usage.reasoning = 0;
             }
