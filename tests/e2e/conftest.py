@@ -42,6 +42,7 @@ def mock_server():
         "openai": g.UPSTREAM_KEYS["openai"],
         "anthropic": g.UPSTREAM_KEYS["anthropic"],
         "groq": g.UPSTREAM_KEYS["groq"],
+        "gemini": g.UPSTREAM_KEYS["gemini"],
         "nokey": None,
     })
     yield srv
@@ -121,6 +122,7 @@ def gateway_env(mock_url, dead_port) -> dict[str, str]:
         OPENAI_BASE_URL=f"{mock_url}/openai/v1",
         ANTHROPIC_BASE_URL=f"{mock_url}/anthropic",
         GROQ_BASE_URL=f"{mock_url}/groq/v1",
+        GEMINI_BASE_URL=f"{mock_url}/gemini/v1beta",
         NOKEY_BASE_URL=f"{mock_url}/nokey/v1",
         BROKEN_BASE_URL=f"http://127.0.0.1:{dead_port}/v1",
     )

@@ -27,7 +27,7 @@ import anthropic
 import httpx2
 import openai
 
-from mock_upstream import ANTHROPIC_USAGE as _AU, OPENAI_USAGE as _OU, REASONING_TOKENS
+from mock_upstream import ANTHROPIC_USAGE as _AU, GEMINI_USAGE as _GU, OPENAI_USAGE as _OU, REASONING_TOKENS
 
 HERE = Path(__file__).resolve().parent
 CONFIG_PATH = HERE / "gateway.test.yaml"
@@ -44,6 +44,7 @@ UPSTREAM_KEYS = {
     "anthropic": f"sk-ant-upstream-anthropic-SECRET-{_RUN}d4",
     "groq": f"gsk-upstream-groq-SECRET-{_RUN}e5",
     "broken": f"sk-upstream-broken-SECRET-{_RUN}f6",
+    "gemini": f"AIza-upstream-gemini-SECRET-{_RUN}g7",
 }
 SECRET_RUN = _RUN  # every secret contains it: a leak of any 16+ character tail of a secret contains it too
 ALL_SECRETS = {"GATEWAY_PROXY_KEY": PROXY_KEY, "E2E_SECOND_PROXY_KEY": SECOND_PROXY_KEY,
@@ -85,6 +86,7 @@ class Seen:
     status: int
     headers: list[tuple[str, str]]
     body: bytearray = field(default_factory=bytearray)
+    request_body: bytes = b""  # what the client sent (when it was not streamed)
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -132,9 +134,13 @@ class RecordingTransport(httpx2.BaseTransport):
         self.source = source
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            sent = bytes(request.content)
+        except httpx2.RequestNotRead:
+            sent = b""
         resp = self.inner.handle_request(request)
         entry = self.recorder.add(Seen(self.source, request.method, str(request.url), request.headers.get("x-request-id"),
-                                       resp.status_code, list(resp.headers.multi_items())))
+                                       resp.status_code, list(resp.headers.multi_items()), request_body=sent))
         return httpx2.Response(resp.status_code, headers=resp.headers, stream=_TeeStream(resp.stream, entry),
                                extensions=resp.extensions, request=request)
 
@@ -154,6 +160,18 @@ def openai_client(gw: "Gateway", recorder: Recorder, key: str = PROXY_KEY) -> op
 def anthropic_client(gw: "Gateway", recorder: Recorder, key: str = PROXY_KEY) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=SDK_TIMEOUT,
                                http_client=http_client(recorder, "anthropic-sdk"))
+
+
+def genai_client(base_url: str, recorder: Recorder, key: str = PROXY_KEY, api_version: str | None = "v1beta",
+                 source: str = "genai-sdk"):
+    """The google-genai SDK against `base_url` (it calls `{base_url}/{api_version}/models/{model}:generateContent`
+    with `x-goog-api-key`); no retries. `api_version=None`: the SDK's own default."""
+    from google import genai  # imported here: only the Gemini tests need the SDK
+    from google.genai import types
+    opts: dict[str, Any] = dict(base_url=base_url, httpx_client=http_client(recorder, source), timeout=30_000)
+    if api_version is not None:
+        opts["api_version"] = api_version
+    return genai.Client(api_key=key, http_options=types.HttpOptions(**opts))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -648,6 +666,73 @@ def check_anthropic_stream(raw: bytes) -> list[dict]:
     return objs
 
 
+GEMINI_PART_DATA = ("text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode", "codeExecutionResult")
+
+
+def check_gemini_parts(obj: dict, where: str) -> None:
+    """Each candidate's content is the model's, and each part carries exactly one kind of data."""
+    for c in obj.get("candidates") or []:
+        content = c.get("content")
+        if content is None:
+            continue
+        assert content.get("role") == "model", f"{where}: candidate content role {content.get('role')!r}"
+        for p in content.get("parts") or []:
+            data = [k for k in GEMINI_PART_DATA if k in p]
+            assert len(data) == 1, f"{where}: a part must carry exactly one of {GEMINI_PART_DATA}: {p}"
+            assert set(p) <= set(GEMINI_PART_DATA) | {"thought", "thoughtSignature", "partMetadata", "videoMetadata"}, \
+                f"{where}: unknown part field in {p}"
+
+
+def check_gemini_stream(raw: bytes) -> list[dict]:
+    """Assert `raw` is a well-formed Gemini `streamGenerateContent?alt=sse` body (`data: {GenerateContentResponse}`
+    events, no event names, no [DONE]); return the responses."""
+    events, clean = parse_sse(raw)
+    assert events, "empty stream"
+    assert clean, f"stream does not end on an event boundary: {raw[-200:]!r}"
+    out = []
+    for name, d in events:
+        assert name is None, f"Gemini SSE events have no `event:` line, got {name!r}"
+        assert d != "[DONE]", "a Gemini stream ends without data: [DONE]"
+        try:
+            obj = json.loads(d)
+        except ValueError as e:
+            raise AssertionError(f"non-JSON data in a Gemini stream: {d!r}") from e
+        assert isinstance(obj, dict) and "error" not in obj, f"error in stream: {obj}"
+        assert isinstance(obj.get("candidates"), list) or isinstance(obj.get("usageMetadata"), dict), \
+            f"a chunk with neither candidates nor usageMetadata: {obj}"
+        check_gemini_parts(obj, "stream chunk")
+        out.append(obj)
+    finishes = [(i, c["finishReason"]) for i, o in enumerate(out) for c in o.get("candidates") or []
+                if c.get("finishReason") and c.get("index", 0) == 0]
+    assert len(finishes) == 1, f"expected exactly one finishReason for candidate 0, got {finishes}"
+    assert all(not (o.get("candidates") or [{}])[0].get("content", {}).get("parts") for o in out[finishes[0][0] + 1:]), \
+        "content after the finishReason"
+    assert isinstance(out[-1].get("usageMetadata"), dict), f"the last chunk must carry the final usageMetadata: {out[-1]}"
+    return out
+
+
+def assert_gemini_error(r: "Raw", status: int | tuple[int, ...]) -> dict:
+    """Google's error shape: {"error": {"code": <the HTTP status>, "message", "status": <its canonical name>}}."""
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert r.status in statuses, f"status {r.status}, expected {status}: {r.body[:500]!r}"
+    body = r.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not a Google error: {body}"
+    err = body["error"]
+    assert err.get("code") == r.status, f"error.code must be the HTTP status {r.status}: {err}"
+    assert isinstance(err.get("message"), str) and err["message"], err
+    canonical = GOOGLE_STATUS.get(r.status)
+    if canonical:
+        assert err.get("status") == canonical, f"{r.status} is {canonical}: {err}"
+    else:
+        assert isinstance(err.get("status"), str) and err["status"], err
+    return err
+
+
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 409: "ABORTED", 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+                 500: "INTERNAL", 501: "NOT_IMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
 # ------------------------------------------------------------------------------------------------
 # calling through the SDKs and collecting what the client sees
 
@@ -777,6 +862,51 @@ def anthropic_messages(client: anthropic.Anthropic, *, stream: bool, request_id:
                    raw.headers, events, msg_id)
 
 
+@dataclass
+class GResult:
+    text: str
+    thoughts: str | None
+    calls: list[dict]          # {"name", "args", "id", "thought_signature" (bytes, as the SDK decodes it)}
+    finish_reason: str | None
+    usage: dict | None         # usage_metadata, snake_case, without unset fields
+    chunks: list[Any]
+    content: Any               # the model's Content to put back into the history (a stream's parts, in order)
+    headers: Any
+
+
+def gemini_generate(client: Any, *, stream: bool, model: str, contents: Any, request_id: str | None = None,
+                    **config: Any) -> GResult:
+    """generate_content / generate_content_stream with `config` as GenerateContentConfig fields."""
+    from google.genai import types
+    if request_id:
+        config["http_options"] = types.HttpOptions(headers={"X-Request-ID": request_id})
+    cfg = types.GenerateContentConfig(**config) if config else None
+    if stream:
+        chunks = list(client.models.generate_content_stream(model=model, contents=contents, config=cfg))
+    else:
+        chunks = [client.models.generate_content(model=model, contents=contents, config=cfg)]
+    text, thoughts, calls, finish, usage, parts = "", None, [], None, None, []
+    for ch in chunks:
+        if ch.usage_metadata is not None:
+            usage = ch.usage_metadata.model_dump(mode="json", exclude_none=True)
+        for cand in ch.candidates or []:
+            if (cand.index or 0) != 0:
+                continue
+            if cand.finish_reason is not None:
+                finish = getattr(cand.finish_reason, "value", cand.finish_reason)
+            for p in (cand.content.parts if cand.content else None) or []:
+                parts.append(p)
+                if p.function_call is not None:
+                    calls.append({"name": p.function_call.name, "args": p.function_call.args, "id": p.function_call.id,
+                                  "thought_signature": p.thought_signature})
+                elif p.text is not None and p.thought:
+                    thoughts = (thoughts or "") + p.text
+                elif p.text is not None:
+                    text += p.text
+    headers = chunks[-1].sdk_http_response.headers if chunks and chunks[-1].sdk_http_response else None
+    return GResult(text, thoughts, calls, finish, usage, chunks, types.Content(role="model", parts=parts), headers)
+
+
 # ------------------------------------------------------------------------------------------------
 # reading what the upstream received
 
@@ -807,7 +937,7 @@ def an_blocks(content: Any) -> list[dict]:
 def assert_no_secret_leak_upstream(req: dict) -> None:
     """The proxy keys must never reach an upstream, and an upstream only ever gets its own key."""
     prefix = req["path"].split("/")[1]
-    blob = json.dumps(req["headers"]) + json.dumps(req.get("body"))
+    blob = json.dumps(req["headers"]) + json.dumps(req.get("body")) + (req.get("query") or "")
     for name, secret in ALL_SECRETS.items():
         if name == f"{prefix.upper()}_API_KEY":
             continue
@@ -817,7 +947,8 @@ def assert_no_secret_leak_upstream(req: dict) -> None:
 # ------------------------------------------------------------------------------------------------
 # shared expectations
 
-UPSTREAM_MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "groq": "llama-3.3-70b-versatile"}
+UPSTREAM_MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "groq": "llama-3.3-70b-versatile",
+                  "gemini": "gemini-2.5-flash"}
 REASONING_MODEL = {"openai": "o4-mini", "anthropic": "claude-sonnet-4-5"}
 UPSTREAM_PATH = {"openai": "/openai/v1/chat/completions", "anthropic": "/anthropic/v1/messages",
                  "groq": "/groq/v1/chat/completions"}
@@ -833,6 +964,10 @@ ANY = object()
 def expected_openai_usage(upstream: str, reasoning: bool = False) -> dict:
     """What an OpenAI client must see, given the mock's numbers."""
     extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "gemini":  # promptTokenCount includes the cached tokens; thoughts are output
+        out = _GU["candidatesTokenCount"] + extra
+        return {"prompt_tokens": _GU["promptTokenCount"], "completion_tokens": out,
+                "total_tokens": _GU["promptTokenCount"] + out, "cached_tokens": _GU["cachedContentTokenCount"]}
     if upstream == "anthropic":
         prompt = _AU["input_tokens"] + _AU["cache_read_input_tokens"] + _AU["cache_creation_input_tokens"]
         return {"prompt_tokens": prompt, "completion_tokens": _AU["output_tokens"] + extra,
@@ -844,6 +979,10 @@ def expected_openai_usage(upstream: str, reasoning: bool = False) -> dict:
 
 def expected_anthropic_usage(upstream: str, reasoning: bool = False) -> dict:
     extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "gemini":  # Anthropic's input_tokens excludes what was read from the cache
+        return {"input_tokens": _GU["promptTokenCount"] - _GU["cachedContentTokenCount"],
+                "output_tokens": _GU["candidatesTokenCount"] + extra,
+                "cache_read_input_tokens": _GU["cachedContentTokenCount"], "cache_creation_input_tokens": 0}
     if upstream == "anthropic":
         return {"input_tokens": _AU["input_tokens"], "output_tokens": _AU["output_tokens"] + extra,
                 "cache_read_input_tokens": _AU["cache_read_input_tokens"],
@@ -856,6 +995,9 @@ def expected_anthropic_usage(upstream: str, reasoning: bool = False) -> dict:
 def expected_log_usage(upstream: str, reasoning: bool = False) -> dict:
     """Canonical usage (Anthropic semantics: `input` excludes cached tokens)."""
     extra = REASONING_TOKENS if reasoning else 0
+    if upstream == "gemini":
+        return {"input": _GU["promptTokenCount"] - _GU["cachedContentTokenCount"], "output": _GU["candidatesTokenCount"] + extra,
+                "cache_read": _GU["cachedContentTokenCount"], "cache_write": 0, "reasoning": extra}
     if upstream == "anthropic":
         return {"input": _AU["input_tokens"], "output": _AU["output_tokens"] + extra,
                 "cache_read": _AU["cache_read_input_tokens"], "cache_write": _AU["cache_creation_input_tokens"]}
@@ -867,6 +1009,28 @@ def expected_log_usage(upstream: str, reasoning: bool = False) -> dict:
     return out
 
 
+def expected_gemini_usage(upstream: str) -> dict:
+    """What a Gemini client must see (usage_metadata, snake_case): promptTokenCount is the whole prompt, cached
+    tokens included; candidatesTokenCount the output."""
+    if upstream == "gemini":
+        return {"prompt_token_count": _GU["promptTokenCount"], "cached_content_token_count": _GU["cachedContentTokenCount"],
+                "candidates_token_count": _GU["candidatesTokenCount"],
+                "total_token_count": _GU["promptTokenCount"] + _GU["candidatesTokenCount"]}
+    if upstream == "anthropic":
+        prompt = _AU["input_tokens"] + _AU["cache_read_input_tokens"] + _AU["cache_creation_input_tokens"]
+        return {"prompt_token_count": prompt, "cached_content_token_count": _AU["cache_read_input_tokens"],
+                "candidates_token_count": _AU["output_tokens"], "total_token_count": prompt + _AU["output_tokens"]}
+    return {"prompt_token_count": _OU["prompt_tokens"], "cached_content_token_count": _OU["cached_tokens"],
+            "candidates_token_count": _OU["completion_tokens"], "total_token_count": _OU["prompt_tokens"] + _OU["completion_tokens"]}
+
+
+def check_gemini_usage(usage: dict | None, upstream: str) -> None:
+    exp = expected_gemini_usage(upstream)
+    assert usage is not None, "no usage_metadata"
+    got = {k: usage.get(k) or 0 for k in exp}
+    assert got == exp, f"usage_metadata {usage}, expected {exp}"
+
+
 def check_openai_usage(usage: dict | None, upstream: str, reasoning: bool = False) -> None:
     exp = expected_openai_usage(upstream, reasoning)
     assert usage is not None, "no usage"
@@ -874,7 +1038,7 @@ def check_openai_usage(usage: dict | None, upstream: str, reasoning: bool = Fals
            "total_tokens": usage.get("total_tokens"),
            "cached_tokens": ((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)}
     assert got == exp, f"usage {usage} -> {got}, expected {exp}"
-    if reasoning and upstream == "openai":
+    if reasoning and upstream in ("openai", "gemini"):
         assert (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") == REASONING_TOKENS, usage
 
 
@@ -886,7 +1050,10 @@ def check_anthropic_usage(usage: dict, upstream: str, reasoning: bool = False) -
 
 def assert_upstream_auth(req: dict, upstream: str) -> None:
     h = req["headers"]
-    if upstream == "anthropic":
+    if upstream == "gemini":
+        assert h.get("x-goog-api-key") == UPSTREAM_KEYS["gemini"], "wrong/missing x-goog-api-key upstream"
+        assert "authorization" not in h, f"Authorization sent to Gemini: {h.get('authorization')!r}"
+    elif upstream == "anthropic":
         assert h.get("x-api-key") == UPSTREAM_KEYS["anthropic"], "wrong/missing x-api-key upstream"
         # The configured version, or the one an Anthropic client pinned (forwarded on the same-format path).
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", h.get("anthropic-version") or ""), f"anthropic-version upstream: {h.get('anthropic-version')!r}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deterministic mock of the OpenAI Chat Completions and Anthropic Messages APIs (stdlib only).
+"""Deterministic mock of the OpenAI Chat Completions, Anthropic Messages and Gemini APIs (stdlib only).
 
 One server speaks several upstreams, selected by the first path segment:
 
@@ -8,13 +8,32 @@ One server speaks several upstreams, selected by the first path segment:
                                         chunk, usage on the finish chunk and in `x_groq`)
     /nokey/v1/chat/completions          OpenAI format; every request is refused with 401
     /anthropic/v1/messages              Anthropic Messages (+ /v1/messages/count_tokens)
+    /gemini/v1beta/models/M:generateContent        Gemini (Generative Language API, v1beta; v1 too):
+    /gemini/v1beta/models/M:streamGenerateContent  `?alt=sse`: `data: {GenerateContentResponse}\r\n\r\n`
+                                        events, no [DONE]; without it: one JSON array of the same responses
+    /gemini/v1beta/models/M:countTokens `{"totalTokens": N}`; GET /gemini/v1beta/models[/M]: model list / model
     /{prefix}/v1/models                 model lists in the matching format
     GET  /_mock/requests                every recorded request (path, lower-cased headers, JSON body,
                                         and `issued`: what the mock answered with: ids, signatures, counts)
     POST /_mock/reset                   forget recorded requests (issued thinking signatures are kept)
 
 So a gateway is pointed at it with OPENAI_BASE_URL=http://127.0.0.1:P/openai/v1,
-ANTHROPIC_BASE_URL=http://127.0.0.1:P/anthropic, GROQ_BASE_URL=http://127.0.0.1:P/groq/v1.
+ANTHROPIC_BASE_URL=http://127.0.0.1:P/anthropic, GROQ_BASE_URL=http://127.0.0.1:P/groq/v1,
+GEMINI_BASE_URL=http://127.0.0.1:P/gemini/v1beta.
+
+Gemini specifics: the key comes in `x-goog-api-key` or `?key=` (missing: 403 PERMISSION_DENIED, wrong:
+400 INVALID_ARGUMENT / API_KEY_INVALID, a bearer token instead: 401); the body is proto JSON (camelCase
+or snake_case names, an unknown name is a 400 "Invalid JSON payload received. Unknown name ..."); tool
+`parameters` / `responseSchema` take only the OpenAPI subset (`additionalProperties`, `$schema`, `$ref`,
+... are unknown names; `parametersJsonSchema` / `responseJsonSchema` take JSON Schema); roles are
+user / model; function call and response turns pair up; every thoughtSignature must be one the mock
+issued (compared as bytes: the SDK re-encodes them URL-safe), a functionCall's on that same call, and
+the first functionCall of each model step of the current turn must carry its signature (Gemini 3's
+rule, applied to every model here). Answers: `echo: <last user text>`, a functionCall (args TOOL_ARGS,
+no id, a thoughtSignature, finishReason STOP) when tools are declared, `thought: true` parts when
+thinkingConfig.includeThoughts, JSON from the response schema for responseMimeType application/json;
+usageMetadata from GEMINI_USAGE (candidatesTokenCount excludes thoughtsTokenCount; a stream's chunks
+carry running counts, the last one the final counts).
 
 Requests are validated the way the real APIs validate them (auth header, unknown parameters,
 roles, tool-call / tool-result pairing, thinking signatures, ...) and refused with that provider's
@@ -23,10 +42,10 @@ own error shape, so a translation mistake in the gateway shows up as a 400.
 Behaviour is driven by the request (see `plan_reply`) and by the model name (a model that *starts
 with* one of the trigger names below; the rest of the name is free, e.g. `mock-fail-500-x1`):
 
-    mock-fail-500      500 (OpenAI server_error / Anthropic api_error)
-    mock-fail-429      429 with `retry-after: 1`
-    mock-fail-400      400 invalid_request_error
-    mock-overloaded    Anthropic: 529 overloaded_error; OpenAI: 503
+    mock-fail-500      500 (OpenAI server_error / Anthropic api_error / Gemini INTERNAL)
+    mock-fail-429      429 with `retry-after: 1` (Gemini: RESOURCE_EXHAUSTED with a RetryInfo detail too)
+    mock-fail-400      400 invalid_request_error (Gemini: INVALID_ARGUMENT)
+    mock-overloaded    Anthropic: 529 overloaded_error; OpenAI: 503; Gemini: 503 UNAVAILABLE
     mock-slow          sleeps 5 s before sending anything, then answers normally
     mock-slow-body     sends the response headers at once, then sleeps 5 s before the body
     mock-stream-error  stream: a few events, then a provider error event (then a clean end)
@@ -39,7 +58,7 @@ with* one of the trigger names below; the rest of the name is free, e.g. `mock-f
     mock-gzip          not streamed: the normal answer gzip-compressed with `Content-Encoding: gzip`, whatever
                        the request's Accept-Encoding; streamed: a normal stream
 
-Run standalone: python3 mock_upstream.py --port 8999 --openai-key K1 --anthropic-key K2 --groq-key K3
+Run standalone: python3 mock_upstream.py --port 8999 --openai-key K1 --anthropic-key K2 --groq-key K3 --gemini-key K4
 """
 
 from __future__ import annotations
@@ -59,7 +78,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # Numbers the tests assert on (usage mapping).
 ANTHROPIC_USAGE = {"input_tokens": 21, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 9}
@@ -214,6 +233,7 @@ class MockState:
         self.counter = 0
         self.signatures: dict[str, str] = {}  # issued thinking signature -> its thinking text
         self.redacted: set[str] = set()  # issued redacted_thinking data
+        self.g_signatures: dict[bytes, dict] = {}  # issued Gemini thoughtSignature (decoded) -> what it was issued on
 
     def next_id(self) -> int:
         with self.lock:
@@ -240,6 +260,15 @@ class MockState:
         with self.lock:
             self.signatures[sig] = thinking
         return sig
+
+    def make_g_signature(self, on: dict) -> str:
+        """A Gemini thoughtSignature (standard base64 with padding, as Gemini sends them) for the part `on`
+        ({"kind": "functionCall", "name", "args"} or {"kind": "text"})."""
+        n = self.next_id()
+        raw = b"\xfb\xef\xbe\xff\xff\xffgemini" + hashlib.sha256(f"{n}:{json.dumps(on, sort_keys=True)}".encode()).digest()[:13]
+        with self.lock:
+            self.g_signatures[raw] = on
+        return base64.b64encode(raw).decode()  # 25 bytes -> "++++////Z2VtaW5p...==": "+", "/" and padding
 
     def make_redacted(self) -> str:
         n = self.next_id()
@@ -780,6 +809,516 @@ def plan_reply(kind: str, body: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# Gemini (generativelanguage v1beta): proto JSON parsing, validation, what to answer
+#
+# The request is proto JSON: field names in lowerCamelCase or in the proto's snake_case (the
+# google-genai SDK itself sends `thinkingConfig: {"include_thoughts": ...}`), an unknown name is a
+# 400 "Invalid JSON payload received. Unknown name ...", bytes fields (inlineData.data,
+# thoughtSignature) are base64 in the standard or the URL-safe alphabet. Field lists: the v1beta
+# protos (google-ai-generativelanguage 0.12.1) plus `thinkingLevel` (Gemini 3).
+
+_G_TYPES = "type.googleapis.com/google.ai.generativelanguage.v1beta."
+G_SPEC: dict[str, dict[str, Any]] = {
+    "GenerateContentRequest": {"model": "string", "contents": ["Content"], "systemInstruction": "Content",
+                               "tools": ["Tool"], "toolConfig": "ToolConfig", "safetySettings": ["SafetySetting"],
+                               "generationConfig": "GenerationConfig", "cachedContent": "string"},
+    "CountTokensRequest": {"model": "string", "contents": ["Content"], "generateContentRequest": "GenerateContentRequest"},
+    "Content": {"parts": ["Part"], "role": "string"},
+    "Part": {"text": "string", "inlineData": "Blob", "functionCall": "FunctionCall", "functionResponse": "FunctionResponse",
+             "fileData": "FileData", "executableCode": "opaque", "codeExecutionResult": "opaque",
+             "videoMetadata": "opaque", "thought": "bool", "thoughtSignature": "bytes", "partMetadata": "struct"},
+    "Blob": {"mimeType": "string", "data": "bytes"},
+    "FileData": {"mimeType": "string", "fileUri": "string"},
+    "FunctionCall": {"id": "string", "name": "string", "args": "struct"},
+    "FunctionResponse": {"id": "string", "name": "string", "response": "struct", "parts": ["opaque"],
+                         "willContinue": "bool", "scheduling": "string"},
+    "Tool": {"functionDeclarations": ["FunctionDeclaration"], "googleSearchRetrieval": "opaque", "codeExecution": "opaque",
+             "googleSearch": "opaque", "computerUse": "opaque", "urlContext": "opaque", "fileSearch": "opaque",
+             "googleMaps": "opaque"},
+    "FunctionDeclaration": {"name": "string", "description": "string", "parameters": "Schema",
+                            "parametersJsonSchema": "value", "response": "Schema", "responseJsonSchema": "value",
+                            "behavior": "string"},
+    "Schema": {"type": "enum:Type", "format": "string", "title": "string", "description": "string", "nullable": "bool",
+               "enum": ["string"], "items": "Schema", "maxItems": "int", "minItems": "int", "properties": {"map": "Schema"},
+               "required": ["string"], "minProperties": "int", "maxProperties": "int", "minimum": "float",
+               "maximum": "float", "minLength": "int", "maxLength": "int", "pattern": "string", "example": "value",
+               "anyOf": ["Schema"], "propertyOrdering": ["string"], "default": "value"},
+    "ToolConfig": {"functionCallingConfig": "FunctionCallingConfig", "retrievalConfig": "opaque"},
+    "FunctionCallingConfig": {"mode": "enum:FunctionCallingConfig.Mode", "allowedFunctionNames": ["string"]},
+    "SafetySetting": {"category": "string", "threshold": "string"},
+    "GenerationConfig": {"candidateCount": "int", "stopSequences": ["string"], "maxOutputTokens": "int",
+                         "temperature": "float", "topP": "float", "topK": "int", "seed": "int",
+                         "responseMimeType": "string", "responseSchema": "Schema", "responseJsonSchema": "value",
+                         "responseJsonSchemaOrdered": "value", "presencePenalty": "float", "frequencyPenalty": "float",
+                         "responseLogprobs": "bool", "logprobs": "int", "enableEnhancedCivicAnswers": "bool",
+                         "responseModalities": ["string"], "speechConfig": "opaque", "thinkingConfig": "ThinkingConfig",
+                         "imageConfig": "opaque", "mediaResolution": "string"},
+    "ThinkingConfig": {"includeThoughts": "bool", "thinkingBudget": "int", "thinkingLevel": "enum:ThinkingLevel"},
+}
+G_ENUMS = {
+    "Type": {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"},
+    "FunctionCallingConfig.Mode": {"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"},
+    "ThinkingLevel": {"THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH"},
+}
+G_PART_DATA = ("text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode", "codeExecutionResult")
+G_RESPONSE_MIME_TYPES = ("text/plain", "application/json", "application/xml", "application/yaml", "text/x.enum")
+# Gemini's documented stand-ins for a signature the client does not have (history from another model)
+G_DUMMY_SIGNATURES = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+G_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+G_THINKING_BUDGET = {"gemini-2.5-flash": (0, 24576), "gemini-2.5-pro": (128, 32768)}  # inclusive; -1 = dynamic
+GEMINI_USAGE = {"promptTokenCount": 23, "cachedContentTokenCount": 6, "candidatesTokenCount": 9}
+GEMINI_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro")
+GEMINI_THOUGHT_PREFIX = "Thoughts on: "
+GEMINI_INTERNAL = "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
+
+
+class GInvalid(Exception):
+    """A request Gemini refuses: `status` HTTP status, `gstatus` the canonical code name."""
+
+    def __init__(self, message: str, violations: list[dict] | None = None, status: int = 400, gstatus: str = "INVALID_ARGUMENT"):
+        super().__init__(message)
+        self.message = message
+        self.violations = violations or []
+        self.status = status
+        self.gstatus = gstatus
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def _jpath(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def g_b64decode(value: Any) -> bytes | None:
+    """Proto JSON `bytes`: base64 in the standard or the URL-safe alphabet, padding optional."""
+    if not isinstance(value, str):
+        return None
+    t = value.replace("-", "+").replace("_", "/")
+    if len(t) % 4 == 1:
+        return None
+    t += "=" * (-len(t) % 4)
+    try:
+        return base64.b64decode(t, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _g_scalar(kind: str, value: Any, path: str, errs: list[tuple[str, str]]) -> Any:
+    shown = json.dumps(value)[:80]
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        errs.append((path, f"Invalid value at '{path}' (TYPE_STRING), {shown}"))
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+        errs.append((path, f"Invalid value at '{path}' (TYPE_BOOL), {shown}"))
+    elif kind == "int":  # proto JSON takes numbers or numeric strings
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            return int(value)
+        errs.append((path, f"Invalid value at '{path}' (TYPE_INT32), {shown}"))
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        errs.append((path, f"Invalid value at '{path}' (TYPE_FLOAT), {shown}"))
+    elif kind == "bytes":
+        if g_b64decode(value) is not None:
+            return value
+        errs.append((path, f"Invalid value at '{path}' (TYPE_BYTES), Base64 decoding failed for {shown}"))
+    elif kind == "struct":
+        if isinstance(value, dict):
+            return value
+        errs.append((path, f"Invalid value at '{path}' (type.googleapis.com/google.protobuf.Struct), {shown}"))
+    elif kind == "opaque":  # a message the mock does not model
+        if isinstance(value, dict):
+            return value
+        errs.append((path, f"Invalid JSON payload received. Unknown name at '{path}': expected an object."))
+    elif kind == "value":
+        return value
+    elif kind.startswith("enum:"):
+        enum = kind[5:]
+        if isinstance(value, str) and value.upper() in G_ENUMS[enum]:
+            return value.upper()
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(G_ENUMS[enum]):
+            return value
+        errs.append((path, f"Invalid value at '{path}' ({_G_TYPES}{enum}), {shown}"))
+    return None
+
+
+def g_parse(obj: Any, typ: str, path: str, errs: list[tuple[str, str]]) -> dict:
+    """Parse proto JSON of message `typ`: collects (field, description) errors; returns the message with
+    camelCase keys (null fields dropped, numbers from strings converted)."""
+    if not isinstance(obj, dict):
+        where = f"'{path}'" if path else "the root"
+        errs.append((path, f"Invalid JSON payload received. Expected an object for {where} ({_G_TYPES}{typ}), got {json.dumps(obj)[:80]}."))
+        return {}
+    spec = G_SPEC[typ]
+    snake_to_camel = {_snake(k): k for k in spec}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = key if key in spec else snake_to_camel.get(key)
+        if name is None:
+            at = f" at '{path}'" if path else ""
+            errs.append((path or key, f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.'))
+            continue
+        if value is None:
+            continue
+        kind = spec[name]
+        fpath = _jpath(path, _snake(name))
+        if isinstance(kind, list):
+            if not isinstance(value, list):
+                errs.append((fpath, f"Invalid value at '{fpath}': expected a list, got {json.dumps(value)[:80]}"))
+                continue
+            inner = kind[0]
+            out[name] = [g_parse(v, inner, f"{fpath}[{i}]", errs) if inner in G_SPEC else _g_scalar(inner, v, f"{fpath}[{i}]", errs)
+                         for i, v in enumerate(value)]
+        elif isinstance(kind, dict):  # map<string, message>
+            if not isinstance(value, dict):
+                errs.append((fpath, f"Invalid value at '{fpath}': expected an object, got {json.dumps(value)[:80]}"))
+                continue
+            out[name] = {k: g_parse(v, kind["map"], f"{fpath}[{i}].value", errs) for i, (k, v) in enumerate(value.items())}
+        elif kind in G_SPEC:
+            out[name] = g_parse(value, kind, fpath, errs)
+        else:
+            out[name] = _g_scalar(kind, value, fpath, errs)
+    return out
+
+
+def _g_raise_parse(errs: list[tuple[str, str]]) -> None:
+    if errs:
+        raise GInvalid("\n".join(d for _, d in errs),
+                       [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                         "fieldViolations": [{"field": f, "description": d} for f, d in errs]}])
+
+
+def _g_schema_checks(schema: dict, path: str, out: list[str], response_schema: bool) -> None:
+    """Semantic checks of an OpenAPI-subset Schema (function `parameters`, `responseSchema`)."""
+    typ = schema.get("type")
+    props = schema.get("properties")
+    if props is not None:
+        if typ != "OBJECT":
+            out.append(f"{path}.properties: only allowed for OBJECT type")
+        elif not props and response_schema:
+            out.append(f"{path}.properties: should be non-empty for OBJECT type")
+        for k, sub in props.items():
+            _g_schema_checks(sub, f"{path}.properties[{k}]", out, response_schema)
+    for i, r in enumerate(schema.get("required") or []):
+        if r not in (props or {}):
+            out.append(f"{path}.required[{i}]: property is not defined")
+    if schema.get("enum") is not None and typ != "STRING":
+        out.append(f"{path}.enum: only allowed for STRING type")
+    if schema.get("items") is not None:
+        if typ != "ARRAY":
+            out.append(f"{path}.items: only allowed for ARRAY type")
+        _g_schema_checks(schema["items"], f"{path}.items", out, response_schema)
+    for i, sub in enumerate(schema.get("anyOf") or []):
+        _g_schema_checks(sub, f"{path}.any_of[{i}]", out, response_schema)
+
+
+def _g_part_kind(part: dict) -> str | None:
+    data = [k for k in G_PART_DATA if k in part]
+    return data[0] if len(data) == 1 else None
+
+
+def g_validate_contents(contents: list[dict], prefix: str) -> None:
+    """Structure of `contents`: parts, roles, function call / response turns (countTokens checks these too)."""
+    if not contents:
+        raise GInvalid(f"* {prefix}.contents: contents is not specified\n")
+    for i, c in enumerate(contents):
+        parts = c.get("parts") or []
+        if not parts:
+            raise GInvalid(f"* {prefix}.contents[{i}].parts: contents.parts must not be empty.\n")
+        for j, p in enumerate(parts):
+            data = [k for k in G_PART_DATA if k in p]
+            if not data:
+                raise GInvalid(f"* {prefix}.contents[{i}].parts[{j}].data: required oneof field 'data' must have one initialized field\n")
+            if len(data) > 1:
+                raise GInvalid(f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{_snake(data[1])}'",
+                               [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [
+                                   {"field": f"contents[{i}].parts[{j}]", "description": f"Oneof field 'data' is already set. Cannot set '{_snake(data[1])}'"}]}])
+            ib = p.get("inlineData")
+            if ib is not None and (not isinstance(ib.get("mimeType"), str) or "/" not in ib["mimeType"] or not ib.get("data")):
+                raise GInvalid(f"* {prefix}.contents[{i}].parts[{j}].inline_data: mime_type and data are required\n")
+            fc = p.get("functionCall")
+            if fc is not None and not fc.get("name"):
+                raise GInvalid(f"* {prefix}.contents[{i}].parts[{j}].function_call.name: Name cannot be empty.\n")
+            fr = p.get("functionResponse")
+            if fr is not None:
+                if not fr.get("name"):
+                    raise GInvalid(f"* {prefix}.contents[{i}].parts[{j}].function_response.name: Name cannot be empty.\n")
+                if "response" not in fr:
+                    raise GInvalid(f"* {prefix}.contents[{i}].parts[{j}].function_response.response: response is required\n")
+        if c.get("role", "") not in ("", "user", "model"):
+            raise GInvalid("Please use a valid role: user, model.")
+
+    def kind(c: dict) -> str:
+        parts = c.get("parts") or []
+        if c.get("role") == "model":
+            return "call" if any("functionCall" in p for p in parts) else "model"
+        return "response" if any("functionResponse" in p for p in parts) else "user"
+
+    kinds = [kind(c) for c in contents]
+    for i, k in enumerate(kinds):
+        prev = kinds[i - 1] if i else None
+        if k == "call" and prev not in ("user", "response"):
+            raise GInvalid("Please ensure that function call turn comes immediately after a user turn or after a function response turn.")
+        if k == "response":
+            if prev != "call":
+                raise GInvalid("Please ensure that function response turn comes immediately after a function call turn.")
+            calls = [p["functionCall"] for p in contents[i - 1]["parts"] if "functionCall" in p]
+            resps = [p["functionResponse"] for p in contents[i]["parts"] if "functionResponse" in p]
+            if len(calls) != len(resps):
+                raise GInvalid("Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.")
+            names = [c.get("name") for c in calls]
+            for r in resps:  # mock strictness: Gemini calls carry no ids, the name is what pairs them
+                if r.get("name") not in names:
+                    raise GInvalid(f"mock: functionResponse \"{r.get('name')}\" in contents[{i}] answers no functionCall of contents[{i - 1}] ({names})")
+
+
+def g_validate_signatures(contents: list[dict], state: "MockState") -> None:
+    """Thought signatures: each must be one this mock issued (else "corrupted"), a functionCall's on that same
+    call; and, as Gemini 3 enforces, the first functionCall part of each model step of the current turn (the
+    contents after the last user message with non-functionResponse content) must carry its signature."""
+    for i, c in enumerate(contents):
+        for j, p in enumerate(c.get("parts") or []):
+            sig = p.get("thoughtSignature")
+            if not sig:
+                continue
+            raw = g_b64decode(sig)
+            if any(raw in (g_b64decode(d), d.encode()) for d in G_DUMMY_SIGNATURES):
+                continue  # the stand-in, sent as is or base64-encoded
+            with state.lock:
+                on = state.g_signatures.get(raw)
+            if on is None:
+                raise GInvalid(f"Corrupted thought signature. (mock: contents[{i}].parts[{j}] carries a signature this mock never issued)")
+            if on["kind"] == "functionCall":
+                fc = p.get("functionCall")
+                if c.get("role") != "model" or fc is None or fc.get("name") != on["name"] or (fc.get("args") or {}) != on["args"]:
+                    raise GInvalid(f"Corrupted thought signature. (mock: contents[{i}].parts[{j}] carries the signature issued "
+                                   f"on functionCall {on['name']}{json.dumps(on['args'])}: it must come back on that part)")
+    start = 0
+    for i, c in enumerate(contents):
+        if c.get("role") != "model" and any(_g_part_kind(p) in ("text", "inlineData", "fileData") and not p.get("thought")
+                                            for p in c.get("parts") or []):
+            start = i
+    for i in range(start + 1, len(contents)):
+        c = contents[i]
+        calls = [p for p in c.get("parts") or [] if "functionCall" in p]
+        if c.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+            raise GInvalid(f"Function call `{calls[0]['functionCall'].get('name')}` in the `{i}.` content block is missing a "
+                           "`thought_signature`. Learn more: https://ai.google.dev/gemini-api/docs/thought-signatures")
+
+
+def g_validate_generate(req: dict, model: str, state: "MockState") -> None:
+    """Semantic checks of a parsed GenerateContentRequest (the parse already refused unknown names and bad types)."""
+    g_validate_contents(req.get("contents") or [], "GenerateContentRequest")
+    si = req.get("systemInstruction")
+    if si is not None and not si.get("parts"):
+        raise GInvalid("* GenerateContentRequest.system_instruction.parts: contents.parts must not be empty.\n")
+    problems: list[str] = []
+    names: list[str] = []
+    for ti, tool in enumerate(req.get("tools") or []):
+        for di, d in enumerate(tool.get("functionDeclarations") or []):
+            where = f"GenerateContentRequest.tools[{ti}].function_declarations[{di}]"
+            name = d.get("name") or ""
+            if not G_FUNCTION_NAME.fullmatch(name):
+                problems.append(f"{where}.name: Invalid function name. Must start with a letter or an underscore. Must be "
+                                "alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.")
+            if d.get("parameters") is not None and d.get("parametersJsonSchema") is not None:
+                problems.append(f"{where}: parameters and parameters_json_schema cannot both be set.")
+            if d.get("parameters") is not None:
+                _g_schema_checks(d["parameters"], f"{where}.parameters", problems, False)
+            names.append(name)
+    fcc = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    allowed = fcc.get("allowedFunctionNames") or []
+    if allowed and fcc.get("mode") not in ("ANY", "VALIDATED"):
+        problems.append("GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: "
+                        "should only be set when the Mode is ANY or VALIDATED.")
+    for i, a in enumerate(allowed):
+        if a not in names:
+            problems.append(f"GenerateContentRequest.tool_config.function_calling_config.allowed_function_names[{i}]: "
+                            f"function \"{a}\" is not declared in tools.")
+    gc = req.get("generationConfig") or {}
+    mime = gc.get("responseMimeType")
+    if mime is not None and mime not in G_RESPONSE_MIME_TYPES:
+        problems.append("GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are `text/plain`, "
+                        "`application/json`, `application/xml`, `application/yaml` and `text/x.enum`.")
+    if gc.get("responseSchema") is not None or gc.get("responseJsonSchema") is not None:
+        if gc.get("responseSchema") is not None and gc.get("responseJsonSchema") is not None:
+            problems.append("GenerateContentRequest.generation_config: response_schema and response_json_schema cannot both be set.")
+        if mime not in ("application/json", "text/x.enum"):
+            problems.append("GenerateContentRequest.generation_config.response_mime_type: a response schema requires "
+                            "response_mime_type `application/json` or `text/x.enum`.")
+        if gc.get("responseSchema") is not None:
+            _g_schema_checks(gc["responseSchema"], "GenerateContentRequest.generation_config.response_schema", problems, True)
+    n = gc.get("candidateCount")
+    if n is not None and not 1 <= n <= 8:
+        problems.append("GenerateContentRequest.generation_config.candidate_count: must be in the range [1, 8].")
+    if len(gc.get("stopSequences") or []) > 5:
+        problems.append("GenerateContentRequest.generation_config.stop_sequences: at most 5 stop sequences are allowed.")
+    if gc.get("maxOutputTokens") is not None and gc["maxOutputTokens"] < 1:
+        problems.append("GenerateContentRequest.generation_config.max_output_tokens: must be positive.")
+    t = gc.get("temperature")
+    if t is not None and not 0 <= t <= 2:
+        problems.append("GenerateContentRequest.generation_config.temperature: must be in the range [0.0, 2.0].")
+    tp = gc.get("topP")
+    if tp is not None and not 0 <= tp <= 1:
+        problems.append("GenerateContentRequest.generation_config.top_p: must be in the range [0.0, 1.0].")
+    if problems:
+        raise GInvalid("".join(f"* {p}\n" for p in problems))
+    tc = gc.get("thinkingConfig") or {}
+    budget, level = tc.get("thinkingBudget"), tc.get("thinkingLevel")
+    if budget is not None and level not in (None, "THINKING_LEVEL_UNSPECIFIED", 0):
+        raise GInvalid("You can only set only one of thinking budget and thinking level.")
+    if level not in (None, "THINKING_LEVEL_UNSPECIFIED", 0) and model.startswith("gemini-2"):
+        raise GInvalid("Thinking level is not supported for this model.")
+    if budget is not None and budget != -1 and model in G_THINKING_BUDGET:
+        lo, hi = G_THINKING_BUDGET[model]
+        if budget == 0 and lo > 0:
+            raise GInvalid("Budget 0 is invalid. This model only works in thinking mode.")
+        if not lo <= budget <= hi:
+            raise GInvalid(f"The thinking budget {budget} is invalid. Please choose a value between {lo} and {hi}.")
+    g_validate_signatures(req["contents"], state)
+
+
+def gemini_text_of(content: dict) -> str:
+    """The visible text of a Content (thought parts excluded)."""
+    return "".join(p.get("text", "") for p in content.get("parts") or [] if "text" in p and not p.get("thought"))
+
+
+def gemini_count_tokens(req: dict) -> int:
+    """The mock's deterministic count for a GenerateContentRequest: characters of all text // 4 + 7."""
+    total = sum(len(gemini_text_of(c)) for c in req.get("contents") or [])
+    if req.get("systemInstruction"):
+        total += len(gemini_text_of(req["systemInstruction"]))
+    return total // 4 + 7
+
+
+def gemini_function_output(response: Any) -> str:
+    """A functionResponse.response as text: its `output` (documented), else its only string value, else the JSON."""
+    if isinstance(response, dict):
+        if "output" in response:
+            out = response["output"]
+            return out if isinstance(out, str) else json.dumps(out)
+        strings = [v for v in response.values() if isinstance(v, str)]
+        if len(response) == 1 and strings:
+            return strings[0]
+    return json.dumps(response)
+
+
+def gemini_example(schema: Any, text: str) -> Any:
+    """A deterministic instance of a response schema (OpenAPI subset or JSON Schema): strings are `text`."""
+    if not isinstance(schema, dict):
+        return text
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "any_of", "oneOf"):
+        if schema.get(key):
+            return gemini_example(schema[key][0], text)
+    typ = schema.get("type")
+    if isinstance(typ, list):
+        typ = next((t for t in typ if str(t).lower() != "null"), "null")
+    typ = str(typ or ("object" if "properties" in schema else "string")).lower()
+    if typ == "object":
+        props = schema.get("properties") or {}
+        order = [k for k in schema.get("propertyOrdering") or [] if k in props] + [k for k in props if k not in (schema.get("propertyOrdering") or [])]
+        return {k: gemini_example(props[k], text) for k in order}
+    if typ == "array":
+        return [gemini_example(schema.get("items"), text)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(typ, text)
+
+
+def describe_images_gemini(content: dict) -> list[str]:
+    out = []
+    for p in content.get("parts") or []:
+        if "inlineData" in p:
+            out.append(f"base64:{p['inlineData']['mimeType']}")
+        elif "fileData" in p:
+            out.append(f"file:{p['fileData'].get('fileUri')}")
+    return out
+
+
+def plan_gemini(req: dict) -> dict:
+    """What to answer a parsed GenerateContentRequest (same conventions as `plan_reply`)."""
+    contents = req["contents"]
+    last = contents[-1]
+    last_user = next((c for c in reversed(contents) if c.get("role") != "model" and gemini_text_of(c)), None)
+    user_text = gemini_text_of(last_user) if last_user else ""
+    gc = req.get("generationConfig") or {}
+    decls = [d for t in req.get("tools") or [] for d in t.get("functionDeclarations") or []]
+    fcc = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    mode = fcc.get("mode") or "AUTO"
+    plan: dict[str, Any] = {"text": "", "tool": None, "user_text": user_text}
+    responses = [p["functionResponse"] for p in last.get("parts") or [] if "functionResponse" in p]
+    if last.get("role") != "model" and responses:
+        plan["text"] = "tool result: " + "; ".join(gemini_function_output(r.get("response")) for r in responses)
+    elif last.get("role") != "model" and decls and mode != "NONE":
+        allowed = fcc.get("allowedFunctionNames") or []
+        plan["tool"] = allowed[0] if allowed and mode in ("ANY", "VALIDATED") else decls[0]["name"]
+    elif last.get("role") != "model" and (imgs := describe_images_gemini(last)):
+        plan["text"] = "images: " + ", ".join(imgs)
+    elif gc.get("responseMimeType") == "application/json":
+        schema = gc.get("responseSchema") if gc.get("responseSchema") is not None else gc.get("responseJsonSchema")
+        plan["text"] = json.dumps(gemini_example(schema, user_text) if schema is not None else {"echo": user_text})
+    else:
+        plan["text"] = "echo: " + user_text
+    tc = gc.get("thinkingConfig") or {}
+    budget = tc.get("thinkingBudget")
+    plan["thinking"] = bool(tc) and budget != 0 and bool(
+        tc.get("includeThoughts") or budget is not None or tc.get("thinkingLevel") not in (None, "THINKING_LEVEL_UNSPECIFIED", 0))
+    plan["show_thoughts"] = plan["thinking"] and tc.get("includeThoughts") is True
+    plan["finish"] = "STOP"  # Gemini says STOP for a function call and for a stop sequence too
+    plan["candidates"] = gc.get("candidateCount") or 1
+    limit = gc.get("maxOutputTokens")
+    plan["output_tokens"] = GEMINI_USAGE["candidatesTokenCount"]
+    if not plan["tool"]:
+        plan["text"], _ = apply_stop(plan["text"], list(gc.get("stopSequences") or []))
+        if isinstance(limit, int) and limit <= 3:
+            plan["text"], plan["finish"] = plan["text"][:4], "MAX_TOKENS"
+            plan["output_tokens"] = min(plan["output_tokens"], limit)
+    return plan
+
+
+def gemini_usage(plan: dict, candidates_so_far: int | None = None, thoughts_so_far: int | None = None) -> dict:
+    """usageMetadata: final (defaults) or running (a stream's intermediate chunks: prompt and counts so far)."""
+    final = candidates_so_far is None
+    cand = plan["output_tokens"] if final else candidates_so_far
+    thoughts = (REASONING_TOKENS if plan["thinking"] else 0) if thoughts_so_far is None else thoughts_so_far
+    prompt = GEMINI_USAGE["promptTokenCount"]
+    u: dict[str, Any] = {"promptTokenCount": prompt}
+    if cand:
+        u["candidatesTokenCount"] = cand
+    u["totalTokenCount"] = prompt + cand + thoughts
+    if final:
+        u["cachedContentTokenCount"] = GEMINI_USAGE["cachedContentTokenCount"]
+    u["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    if final:
+        u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": GEMINI_USAGE["cachedContentTokenCount"]}]
+    if thoughts:
+        u["thoughtsTokenCount"] = thoughts
+    return u
+
+
+def gemini_model_info(model: str) -> dict:
+    pro = "pro" in model
+    return {"name": f"models/{model}", "version": "001", "displayName": "Gemini 2.5 Pro" if pro else "Gemini 2.5 Flash",
+            "description": "mock", "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+            "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+            "temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2, "thinking": True}
+
+
+# ----------------------------------------------------------------------------------------------
 # the HTTP handler
 
 
@@ -948,7 +1487,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.split("/", 2)
         prefix = parts[1] if len(parts) > 1 else ""
         rest = "/" + parts[2] if len(parts) > 2 else "/"
-        kind = {"openai": "openai", "groq": "openai", "nokey": "openai", "anthropic": "anthropic"}.get(prefix)
+        kind = {"openai": "openai", "groq": "openai", "nokey": "openai", "anthropic": "anthropic", "gemini": "gemini"}.get(prefix)
         body: Any = None
         json_ok = True
         if raw:
@@ -978,6 +1517,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self.check_auth(prefix, kind):
             return
 
+        if kind == "gemini":
+            return self.gemini_route(method, rest, url.query, body, json_ok, raw)
         if kind == "openai":
             if rest == "/v1/chat/completions" and method == "POST":
                 return self.openai_chat(prefix, body, json_ok)
@@ -1009,6 +1550,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def check_auth(self, prefix: str, kind: str) -> bool:
         expected = self.state.keys.get(prefix)
+        if kind == "gemini":
+            return self.gemini_auth(expected)
         if kind == "openai":
             got = self.headers.get("Authorization")
             if got is None:
@@ -1329,6 +1872,235 @@ class Handler(BaseHTTPRequestHandler):
         self.end_stream()
 
 
+    # ---- Gemini --------------------------------------------------------------------------------
+
+    def gemini_error(self, status: int, gstatus: str, message: str, details: list | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+        err: dict[str, Any] = {"code": status, "message": message, "status": gstatus}
+        if details:
+            err["details"] = details
+        self.reply(status, {"error": err}, headers)
+
+    def gemini_auth(self, expected: str | None) -> bool:
+        """`x-goog-api-key` or `?key=`, as the Generative Language API takes an API key."""
+        q = parse_qs(urlsplit(self.path).query)
+        got = self.headers.get("x-goog-api-key") or (q.get("key") or [None])[0]
+        if got is None:
+            if self.headers.get("Authorization"):  # an API key sent as a bearer token is not an OAuth token
+                self.gemini_error(401, "UNAUTHENTICATED",
+                                  "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+                                  "or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                                  [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+                                    "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+            else:
+                self.gemini_error(403, "PERMISSION_DENIED",
+                                  "Method doesn't allow unregistered callers (callers without established identity). "
+                                  "Please use API Key or other form of API consumer identity to call this API.")
+            return False
+        if expected is None or got != expected:
+            msg = "API key not valid. Please pass a valid API key."
+            self.gemini_error(400, "INVALID_ARGUMENT", msg, [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+                 "metadata": {"service": "generativelanguage.googleapis.com"}},
+                {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": msg}])
+            return False
+        return True
+
+    def gemini_route(self, method: str, rest: str, query: str, body: Any, json_ok: bool, raw: bytes) -> None:
+        m = re.fullmatch(r"/(v1|v1beta)/models(?:/([^/:]+)(?::([A-Za-z]+))?)?/?", rest)
+        if not m:
+            return self.gemini_error(404, "NOT_FOUND", f"Method not found: {method} {rest}")
+        version, model, action = m.group(1), unquote(m.group(2) or ""), m.group(3)
+        if not model:
+            if method != "GET":
+                return self.gemini_error(404, "NOT_FOUND", f"Method not found: {method} {rest}")
+            return self.reply(200, {"models": [gemini_model_info(x) for x in GEMINI_MODELS]})
+        known = model.startswith("gemini-") or trigger_of(model) is not None
+        if action is None:
+            if method != "GET":
+                return self.gemini_error(404, "NOT_FOUND", f"Method not found: {method} {rest}")
+            if model not in GEMINI_MODELS:
+                return self.gemini_error(404, "NOT_FOUND", f"models/{model} is not found for API version {version}")
+            return self.reply(200, gemini_model_info(model))
+        if method != "POST" or action not in ("generateContent", "streamGenerateContent", "countTokens"):
+            return self.gemini_error(404, "NOT_FOUND", f"Method not found: {method} {rest}")
+        if not known:
+            return self.gemini_error(404, "NOT_FOUND", f"models/{model} is not found for API version {version}, or is not "
+                                     f"supported for {action}. Call ListModels to see the list of available models and their supported methods.")
+        if not json_ok:
+            return self.gemini_error(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. Unexpected token.\n{raw[:40]!r}\n^")
+        typ = "CountTokensRequest" if action == "countTokens" else "GenerateContentRequest"
+        errs: list[tuple[str, str]] = []
+        try:
+            req = g_parse({} if body is None else body, typ, "", errs)
+            _g_raise_parse(errs)
+            if action == "countTokens":
+                return self.gemini_count(req)
+            g_validate_generate(req, model, self.state)
+        except GInvalid as e:
+            return self.gemini_error(e.status, e.gstatus, e.message, e.violations)
+        alt = (parse_qs(query).get("alt") or ["json"])[0]
+        self.gemini_generate(model, req, stream=action == "streamGenerateContent", sse=alt == "sse")
+
+    def gemini_count(self, req: dict) -> None:
+        inner = req.get("generateContentRequest")
+        if inner is not None and req.get("contents"):
+            raise GInvalid("* CountTokensRequest: contents and generate_content_request are mutually exclusive.\n")
+        if inner is not None:
+            if not inner.get("model"):
+                raise GInvalid("* GenerateContentRequest.model: unexpected model name format\n")
+            g_validate_contents(inner.get("contents") or [], "GenerateContentRequest")
+            n = gemini_count_tokens(inner)
+        else:
+            g_validate_contents(req.get("contents") or [], "CountTokensRequest")
+            n = gemini_count_tokens(req)
+        self.entry["issued"] = {"totalTokens": n}
+        self.reply(200, {"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]})
+
+    def gemini_generate(self, model: str, req: dict, stream: bool, sse: bool) -> None:
+        trig = trigger_of(model)
+        if trig == "mock-fail-500":
+            return self.gemini_error(500, "INTERNAL", GEMINI_INTERNAL)
+        if trig == "mock-fail-429":
+            return self.gemini_error(429, "RESOURCE_EXHAUSTED",
+                                     "You exceeded your current quota, please check your plan and billing details. For more "
+                                     "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+                                     [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                                         {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                          "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+                                      {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}],
+                                     {"retry-after": "1"})
+        if trig == "mock-fail-400":
+            return self.gemini_error(400, "INVALID_ARGUMENT", "mock-fail-400: Request contains an invalid argument.")
+        if trig == "mock-overloaded":
+            return self.gemini_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if trig == "mock-slow":
+            time.sleep(SLOW_SECONDS)
+        if trig == "mock-endless-line" and stream:
+            return self.endless_line()
+        if trig == "mock-html" and not (stream and sse):
+            return self.send_html()
+
+        plan = plan_gemini(req)
+        n = self.state.next_id()
+        response_id = base64.urlsafe_b64encode(hashlib.sha256(f"gemini-{n}".encode()).digest()[:16]).decode().rstrip("=")
+        issued: dict[str, Any] = {"responseId": response_id}
+        thoughts = GEMINI_THOUGHT_PREFIX + plan["user_text"] if plan["show_thoughts"] else None
+        if thoughts:
+            issued["thoughts"] = thoughts
+        sig = None
+        if plan["tool"]:
+            sig = self.state.make_g_signature({"kind": "functionCall", "name": plan["tool"], "args": dict(TOOL_ARGS)})
+            issued["function_calls"] = [{"name": plan["tool"], "args": dict(TOOL_ARGS), "thoughtSignature": sig}]
+        elif plan["thinking"]:
+            sig = self.state.make_g_signature({"kind": "text"})
+            issued["text_signature"] = sig
+        self.entry["issued"] = issued
+        self.entry["status"] = 200
+        fc_part = {"functionCall": {"name": plan["tool"], "args": dict(TOOL_ARGS)}, "thoughtSignature": sig} if plan["tool"] else None
+
+        def response(parts: list[dict], finish: str | None, usage: dict) -> dict:
+            cands = []
+            for i in range(plan["candidates"]):
+                c: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+                if finish:
+                    c["finishReason"] = finish
+                c["index"] = i
+                cands.append(c)
+            return {"candidates": cands, "usageMetadata": usage, "modelVersion": model, "responseId": response_id}
+
+        if not stream:
+            parts: list[dict] = [{"text": thoughts, "thought": True}] if thoughts else []
+            if fc_part:
+                parts.append(fc_part)
+            else:
+                parts.append({"text": plan["text"], **({"thoughtSignature": sig} if sig else {})})
+            resp = response(parts, plan["finish"], gemini_usage(plan))
+            if trig == "mock-gzip":
+                return self.send_gzip_json(200, resp)
+            return self.send_json(200, resp, delay_body=SLOW_SECONDS if trig == "mock-slow-body" else 0.0)
+
+        chunks: list[dict] = []
+        thoughts_total = REASONING_TOKENS if plan["thinking"] else 0
+        if thoughts:
+            pieces = split_text(thoughts, 2)
+            for i, piece in enumerate(pieces):
+                chunks.append(response([{"text": piece, "thought": True}], None,
+                                       gemini_usage(plan, 0, thoughts_total * (i + 1) // len(pieces))))
+        if fc_part:
+            chunks.append(response([fc_part], plan["finish"], gemini_usage(plan)))
+        else:
+            text = plan["text"]
+            pieces = split_text(text, 3) if text else [""]
+            done = 0
+            for i, piece in enumerate(pieces):
+                done += len(piece)
+                last = i == len(pieces) - 1
+                if last and not sig:
+                    chunks.append(response([{"text": piece}], plan["finish"], gemini_usage(plan)))
+                else:
+                    so_far = plan["output_tokens"] * done // max(1, len(text))
+                    chunks.append(response([{"text": piece}], None, gemini_usage(plan, so_far, thoughts_total)))
+            if sig:  # as Gemini 3 streams it: the signature on an empty text part of the last chunk
+                chunks.append(response([{"text": "", "thoughtSignature": sig}], plan["finish"], gemini_usage(plan)))
+
+        def frame(obj: Any, i: int) -> bytes:
+            data = obj if isinstance(obj, bytes) else json.dumps(obj, indent=2 if not sse else None).encode()
+            if sse:
+                return b"data: " + data + b"\r\n\r\n"
+            return (b"[" if i == 0 else b"\n,\r\n") + data
+
+        def start() -> None:
+            if sse:
+                self.start_stream()
+            else:  # the same chunked 200, as one JSON array
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+
+        def finish_array() -> None:
+            if not sse:
+                self.chunk(b"\n]")
+
+        if trig in ("mock-stream-error", "mock-stream-cut"):
+            start()
+            first = response([{"text": "partial "}], None, gemini_usage(plan, 2, 0))
+            self.chunk(frame(first, 0))
+            if trig == "mock-stream-error":
+                self.chunk(frame({"error": {"code": 500, "message": GEMINI_INTERNAL, "status": "INTERNAL"}}, 1))
+                finish_array()
+                self.end_stream()
+            else:
+                self.abort_stream()
+            return
+        if trig == "mock-drip":
+            start()
+            try:
+                for i in range(DRIP_COUNT):
+                    if i:
+                        time.sleep(DRIP_INTERVAL)
+                    self.chunk(frame(response([{"text": f"drip {i} "}], None, gemini_usage(plan, i + 1, 0)), i))
+                plan["output_tokens"] = DRIP_COUNT
+                self.chunk(frame(response([{"text": ""}], "STOP", gemini_usage(plan)), DRIP_COUNT))
+                finish_array()
+                self.end_stream()
+            except OSError:
+                self.entry["client_gone"] = True
+                self.close_connection = True
+            return
+        frames = [frame(c, i) for i, c in enumerate(chunks)]
+        if trig == "mock-html":  # the first event's data replaced by a page fragment
+            frames[0] = frame(HTML_EVENT_DATA, 0)
+        start()
+        if trig == "mock-slow-body":
+            time.sleep(SLOW_SECONDS)
+        self.write_events(frames)
+        finish_array()
+        self.end_stream()
+
+
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -1360,8 +2132,10 @@ def main() -> None:
     ap.add_argument("--openai-key", default=os.environ.get("MOCK_OPENAI_KEY", "sk-mock-openai"))
     ap.add_argument("--anthropic-key", default=os.environ.get("MOCK_ANTHROPIC_KEY", "sk-mock-anthropic"))
     ap.add_argument("--groq-key", default=os.environ.get("MOCK_GROQ_KEY", "sk-mock-groq"))
+    ap.add_argument("--gemini-key", default=os.environ.get("MOCK_GEMINI_KEY", "AIza-mock-gemini"))
     a = ap.parse_args()
-    srv = MockServer((a.host, a.port), {"openai": a.openai_key, "anthropic": a.anthropic_key, "groq": a.groq_key, "nokey": None})
+    srv = MockServer((a.host, a.port), {"openai": a.openai_key, "anthropic": a.anthropic_key, "groq": a.groq_key,
+                                        "gemini": a.gemini_key, "nokey": None})
     print(f"MOCK_PORT={srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()

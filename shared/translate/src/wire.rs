@@ -54,7 +54,8 @@ pub struct UrlCall {
 
 /// The format a client speaks, from the path or its headers (for errors on any path).
 pub fn client_format(path: &str, headers: &HeaderMap) -> Format {
-    if path.starts_with("/v1beta/") {
+    // Google's SDKs name themselves in `x-goog-api-client`, whatever the API version.
+    if path.starts_with("/v1beta/") || headers.contains_key("x-goog-api-client") {
         Format::Gemini
     } else if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
         Format::Anthropic
@@ -64,8 +65,24 @@ pub fn client_format(path: &str, headers: &HeaderMap) -> Format {
 }
 
 /// Gemini's `/v1beta/models/{model}:{method}` paths.
-fn gemini_endpoint(method: &Method, path: &str, query: Option<&str>) -> Option<Endpoint> {
-    let rest = path.strip_prefix("/v1beta/models")?;
+fn gemini_endpoint(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Endpoint> {
+    // `/v1beta/models...`, and `/v1/models/{m}:{method}` (google-genai's default API version);
+    // `/v1/models` itself is Gemini's only for a Google SDK.
+    let rest = match path.strip_prefix("/v1beta/models") {
+        Some(r) => r,
+        None => {
+            let r = path.strip_prefix("/v1/models")?;
+            if !(r.contains(':') || headers.contains_key("x-goog-api-client")) {
+                return None;
+            }
+            r
+        }
+    };
     let format = Format::Gemini;
     if rest.is_empty() || rest == "/" {
         return Some(if *method == Method::GET {
@@ -109,7 +126,7 @@ fn gemini_endpoint(method: &Method, path: &str, query: Option<&str>) -> Option<E
 
 /// Maps a request line to an endpoint.
 pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Endpoint {
-    if let Some(e) = gemini_endpoint(method, path, query) {
+    if let Some(e) = gemini_endpoint(method, path, query, headers) {
         return e;
     }
     let format = client_format(path, headers);
@@ -437,6 +454,37 @@ mod tests {
             g(&Method::GET, "/v1beta/models/m:generateContent", None),
             Endpoint::MethodNotAllowed {
                 format: Format::Gemini
+            }
+        );
+        // google-genai's default API version is v1; its model list is told apart by its header.
+        assert!(matches!(
+            g(
+                &Method::POST,
+                "/v1/models/gemini-2.5-flash:generateContent",
+                None
+            ),
+            Endpoint::Api {
+                format: Format::Gemini,
+                ..
+            }
+        ));
+        let mut goog = HeaderMap::new();
+        goog.insert(
+            "x-goog-api-client",
+            "google-genai-sdk/3.6.1".parse().unwrap(),
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1/models", None, &goog),
+            Endpoint::Models {
+                format: Format::Gemini,
+                id: None
+            }
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1/models", None, &h),
+            Endpoint::Models {
+                format: Format::OpenAi,
+                id: None
             }
         );
     }

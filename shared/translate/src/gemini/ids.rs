@@ -30,6 +30,27 @@ pub(crate) fn bare(id: &str) -> &str {
     id.split_once(MARK).map_or(id, |(b, _)| b)
 }
 
+/// Bytes fields as standard padded base64, whichever alphabet the client used (the google-genai
+/// SDK writes them URL-safe).
+pub(crate) fn standard_base64(s: &str) -> String {
+    from_url_safe(s.trim_end_matches('='))
+}
+
+/// Whether `s` can go in a bytes field (base64 in either alphabet): a Gemini client's SDK
+/// refuses the response otherwise.
+pub(crate) fn is_base64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    let in_alphabet = |extra: [u8; 2]| {
+        body.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    !body.is_empty() && body.len() % 4 != 1 && (in_alphabet(*b"+/") || in_alphabet(*b"-_"))
+}
+
+/// What Google documents for calls made by another model (no signature to return): skips the
+/// check that Gemini 3 makes on function calls in the current turn.
+pub(crate) const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
 fn to_url_safe(b64: &str) -> String {
     b64.trim_end_matches('=')
         .chars()
@@ -74,6 +95,9 @@ mod tests {
         assert_eq!(bare(&id), "call_0_b36LacjwM668");
         assert_eq!(signature_of(&call_id("r", 1, None)), None);
         assert_eq!(signature_of("toolu_01abc"), None);
+        assert!(
+            is_base64("EqUC+/==") && is_base64("EqUC-_") && !is_base64("sig-+/") && !is_base64("")
+        );
     }
 
     proptest! {

@@ -143,7 +143,10 @@ fn decode_content(
     for (i, p) in parts.iter().enumerate() {
         let pp = format!("{path}.parts[{i}]");
         let po = as_obj(p, &pp)?;
-        let signature = field(po, "thoughtSignature", "thought_signature").and_then(Value::as_str);
+        let signature = field(po, "thoughtSignature", "thought_signature")
+            .and_then(Value::as_str)
+            .map(ids::standard_base64);
+        let signature = signature.as_deref();
         if let Some(fc) = field(po, "functionCall", "function_call") {
             let fc = as_obj(fc, &join(&pp, "functionCall"))?;
             let name = req_str(fc, "name", &join(&pp, "functionCall"))?;
@@ -210,7 +213,8 @@ fn decode_content(
                 source: ImageSource::Base64 {
                     media_type: req_str(d, "mimeType", &join(&pp, "inlineData"))
                         .or_else(|_| req_str(d, "mime_type", &join(&pp, "inlineData")))?,
-                    data: req_str(d, "data", &join(&pp, "inlineData"))?,
+                    // Other providers read standard base64 only.
+                    data: ids::standard_base64(&req_str(d, "data", &join(&pp, "inlineData"))?),
                 },
                 detail: None,
                 cache: None,
@@ -553,11 +557,10 @@ fn encode_part(
                 .ok()
                 .filter(Value::is_object)
                 .unwrap_or_else(|| json!({}));
-            let mut part = json!({"functionCall": {"name": name, "args": args}});
-            if let Some(sig) = ids::signature_of(id) {
-                part["thoughtSignature"] = json!(sig);
-            }
-            part
+            // A call Gemini made carries its signature back; a call another model made gets
+            // the stand-in Google documents for such history.
+            let sig = ids::signature_of(id).unwrap_or_else(|| ids::SKIP_SIGNATURE.to_owned());
+            json!({"functionCall": {"name": name, "args": args}, "thoughtSignature": sig})
         }
         Part::ToolResult {
             tool_use_id,
