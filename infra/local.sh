@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 ensure_rust
+own_target_dir "$CARGO_TARGET_DIR"
 cargo build --release -q -p gw-local --bin gateway
 exec "$CARGO_TARGET_DIR/release/gateway" "$@"

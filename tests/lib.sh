@@ -109,3 +109,33 @@ exec /usr/bin/rustc "\$@"
 SHIM
   chmod +x "$W/shims/rustc"
 }
+
+# Cargo keys the cached build of the project's own crates by their path inside the workspace, so a
+# target dir shared by two checkouts (the developer's and CI's fresh clone) can hand one checkout the
+# other's stale crates. When a target dir was last used by another checkout, its builds of the
+# project's crates are dropped (dependencies stay cached).
+#   own_target_dir DIR [MANIFEST [TARGET]]
+own_target_dir() {
+  local dir="$1" manifest="${2:-Cargo.toml}" target="${3:-}"
+  local mark="$dir/.gw-checkout" here pkgs
+  here="$(pwd -P)"
+  [ "$(cat "$mark" 2>/dev/null)" = "$here" ] && return 0
+  if [ -d "$dir" ]; then
+    # The project's crates: both workspaces' members (the Worker's path dependencies are the
+    # main workspace's crates).
+    pkgs="$(for m in Cargo.toml functions/worker/Cargo.toml; do
+      cargo metadata -q --no-deps --format-version 1 --manifest-path "$m" 2>/dev/null; done | python3 -c '
+import json, sys
+for line in sys.stdin:
+    for p in json.loads(line)["packages"]:
+        print(p["name"])' || true)"
+    for p in $pkgs; do
+      for profile in dev release; do
+        cargo clean -q --profile "$profile" -p "$p" --target-dir "$dir" --manifest-path "$manifest" \
+          ${target:+--target "$target"} 2>/dev/null || true
+      done
+    done
+  fi
+  mkdir -p "$dir"
+  echo "$here" > "$mark"
+}

@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 ensure_rust
+own_target_dir "$CARGO_TARGET_DIR"
+own_target_dir "$HOME/.cache/gw-target-wasm" Cargo.toml wasm32-unknown-unknown
+own_target_dir "${GW_WORKER_TARGET:-$HOME/.cache/gw-target-worker}" functions/worker/Cargo.toml wasm32-unknown-unknown
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

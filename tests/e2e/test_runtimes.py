@@ -1,7 +1,8 @@
 """The same API behaviour from all three runtimes: the local `gateway`, the Lambda function under
 `cargo lambda watch` (state in DynamoDB Local) and the Worker under `wrangler dev` (state in a
-Durable Object). Official SDKs, streamed and not, a fast-path and a translated route, bad keys,
-unknown models, and breaker state that is shared between instances or survives a restart."""
+Durable Object). Official SDKs (openai, anthropic, google-genai), streamed and not, a fast-path and
+a translated route, a Gemini upstream and the Gemini client API, bad keys, unknown models, and
+breaker state that is shared between instances or survives a restart."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ USER = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="session")
 def breaker_config(tmp_path_factory) -> Path:
-    """The test config with a breaker that opens after 2 failures and stays open for a minute."""
+    """The test config (with the Gemini provider) and a breaker that opens after 2 failures and stays
+    open for a minute."""
     p = tmp_path_factory.mktemp("cfg-rt") / "gateway.breaker.yaml"
-    p.write_text(g.CONFIG_PATH.read_text() + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
+    p.write_text((g.HERE / "gateway.gemini.yaml").read_text() + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
     return p
 
 
@@ -95,6 +97,41 @@ def test_anthropic_sdk(runtime, recorder, mock, tag, model, upstream, stream):
     g.assert_upstream_auth(req, upstream)
     log = runtime.log_for(rid)
     assert log["provider"] == upstream and log["fast_path"] is (upstream == "anthropic"), log
+
+
+@STREAM
+def test_openai_sdk_to_a_gemini_upstream(runtime, recorder, mock, tag, stream):
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.openai_client(runtime, recorder)
+    r = g.openai_chat(client, stream=stream, request_id=rid, model="gemini-2.5-flash", max_tokens=50,
+                      messages=[{"role": "user", "content": user}],
+                      **({"stream_options": {"include_usage": True}} if stream else {}))
+    assert (r.text, r.finish_reason) == (f"echo: {user}", "stop")
+    g.check_openai_usage(r.usage, "gemini")
+    req = mock.one(tag)
+    verb = "streamGenerateContent" if stream else "generateContent"
+    assert req["path"].split("?")[0].endswith(f"/models/gemini-2.5-flash:{verb}"), req["path"]
+    assert runtime.log_for(rid)["provider"] == "gemini"
+
+
+@STREAM
+@pytest.mark.parametrize("model,upstream", [("gemini-2.5-flash", "gemini"), ("gpt-4o-mini", "openai")],
+                         ids=["fast-path", "translated"])
+def test_gemini_sdk(runtime, recorder, mock, tag, model, upstream, stream):
+    """The Gemini client API (google-genai SDK, `x-goog-api-key`) on every runtime."""
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.genai_client(runtime.url, recorder)
+    r = g.gemini_generate(client, stream=stream, request_id=rid, model=model, contents=user, max_output_tokens=50)
+    assert (r.text, r.finish_reason) == (f"echo: {user}", "STOP")
+    g.check_gemini_usage(r.usage, upstream)
+    req = mock.one(tag)
+    if upstream == "gemini":
+        verb = "streamGenerateContent" if stream else "generateContent"
+        assert req["path"].split("?")[0].endswith(f"/models/{model}:{verb}"), req["path"]
+    else:
+        assert req["path"] == g.UPSTREAM_PATH[upstream], req["path"]
+    log = runtime.log_for(rid)
+    assert log["provider"] == upstream and log["fast_path"] is (upstream == "gemini"), log
 
 
 def test_bad_proxy_key(runtime, recorder, mock, tag):

@@ -260,6 +260,103 @@ fn check_costs() -> (f64, f64) {
     (per_request, per_chunk)
 }
 
+/// Per-chunk cost (frame + decode + encode) of each recorded upstream stream translated for
+/// each client format: (upstream fixture, client format, µs per chunk, chunks).
+fn per_chunk_pairs() -> Vec<(&'static str, &'static str, f64, usize)> {
+    use gw_translate::Format;
+    let fx = |name: &str| {
+        std::fs::read(format!(
+            "{}/../../shared/translate/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let lines = |name: &str| String::from_utf8(fx(name)).unwrap();
+    let sse = |text: String, named: bool, done: bool| {
+        let mut out = String::new();
+        for l in text.lines().filter(|l| !l.is_empty()) {
+            if named {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                out.push_str(&format!("event: {}\n", v["type"].as_str().unwrap_or("")));
+            }
+            out.push_str(&format!("data: {l}\n\n"));
+        }
+        if done {
+            out.push_str("data: [DONE]\n\n");
+        }
+        out.into_bytes()
+    };
+    let upstreams: Vec<(&str, Format, Vec<u8>)> = vec![
+        (
+            "gemini",
+            Format::Gemini,
+            sse(lines("google-tool-call.chunks.txt"), false, false),
+        ),
+        (
+            "cohere",
+            Format::Cohere,
+            sse(lines("cohere-tool-call.chunks.txt"), true, false),
+        ),
+        (
+            "bedrock",
+            Format::Bedrock,
+            fx("amazon-bedrock-text.eventstream.bin"),
+        ),
+        (
+            "openai",
+            Format::OpenAi,
+            sse(lines("openai-text.chunks.txt"), false, true),
+        ),
+    ];
+    let clients = [
+        ("openai", Format::OpenAi),
+        ("anthropic", Format::Anthropic),
+        ("gemini", Format::Gemini),
+    ];
+    let mut out = Vec::new();
+    for (uname, up, bytes) in &upstreams {
+        for (cname, client) in clients {
+            if *up == client {
+                continue;
+            }
+            let rounds = 500;
+            let mut chunks = 0;
+            let t = Instant::now();
+            for _ in 0..rounds {
+                let mut p = match gw_translate::wire::framing(*up, gw_model::Operation::Chat) {
+                    gw_model::Framing::Sse => gw_codec::Framer::sse(false, usize::MAX),
+                    gw_model::Framing::EventStream => gw_codec::Framer::event_stream(1 << 24),
+                };
+                let mut d = gw_translate::Decoder::new(*up);
+                let mut e = gw_translate::Encoder::new(client, true);
+                let (mut frames, mut events, mut o) = (Vec::new(), Vec::new(), Vec::new());
+                p.feed(std::hint::black_box(bytes), &mut frames).unwrap();
+                for f in &frames {
+                    events.clear();
+                    d.feed(f, &mut events).unwrap();
+                    for ev in &events {
+                        e.encode(ev, &mut o);
+                    }
+                }
+                events.clear();
+                d.finish(&mut events).unwrap();
+                for ev in &events {
+                    e.encode(ev, &mut o);
+                }
+                chunks = frames.len();
+                assert!(!o.is_empty());
+            }
+            out.push((
+                *uname,
+                cname,
+                t.elapsed().as_secs_f64() * 1e6 / (rounds * chunks) as f64,
+                chunks,
+            ));
+        }
+    }
+    out
+}
+
 /// Per-chunk cost of translating a real recorded OpenAI stream into Anthropic SSE (parse + decode + encode).
 fn per_chunk_us() -> (f64, usize) {
     let text = include_str!("../../../shared/translate/tests/fixtures/openai-text.chunks.txt");
@@ -329,6 +426,11 @@ async fn main() {
     println!(
         "per-chunk translation (OpenAI -> Anthropic, real {chunks}-chunk stream): {us:.2} us/chunk"
     );
+    for (up, client, us, n) in per_chunk_pairs() {
+        println!(
+            "per-chunk translation {up} -> {client} client ({n}-chunk recorded stream): {us:.2} us/chunk"
+        );
+    }
     let (req_us, event_us) = check_costs();
     println!(
         "hardening checks: request limits {req_us:.2} us per 4 KB request; fast-path event JSON check {event_us:.3} us/chunk"
