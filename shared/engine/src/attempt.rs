@@ -6,7 +6,7 @@ use crate::{Gateway, util};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use gw_model::{ApiError, ErrorKind, Fault, UpstreamError};
+use gw_model::{ApiError, ErrorKind, Fault, Format, UpstreamError};
 use gw_ports::{ByteStream, Clock, HttpClient, LogSink, TransportErrorKind};
 use gw_route::Provider;
 use gw_state::StateStore;
@@ -36,10 +36,11 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         &self,
         req: Request<Bytes>,
         p: &Provider,
+        format: Format,
         stream: bool,
         budget_ms: u64,
     ) -> Outcome {
-        let work = self.exchange(req, p, stream);
+        let work = self.exchange(req, p, format, stream);
         let timer = self.inner.clock.sleep(budget_ms);
         match select(Box::pin(work), Box::pin(timer)).await {
             Either::Left((o, _)) => o,
@@ -54,7 +55,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
     }
 
-    async fn exchange(&self, req: Request<Bytes>, p: &Provider, stream: bool) -> Outcome {
+    /// `format`: what the upstream speaks on this call (its errors are decoded as that).
+    async fn exchange(
+        &self,
+        req: Request<Bytes>,
+        p: &Provider,
+        format: Format,
+        stream: bool,
+    ) -> Outcome {
         let failed = |class, message: String, status: Option<StatusCode>| {
             Outcome::Failed(wire::transport_error(
                 class,
@@ -87,7 +95,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .headers
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok());
-            let mut e = wire::upstream_error(p.format, status.as_u16(), retry_after, &raw);
+            let mut e = wire::upstream_error(format, status.as_u16(), retry_after, &raw);
             e.error.message = format!(
                 "provider `{}` returned {}: {}",
                 p.id,

@@ -7,7 +7,7 @@ use crate::authenticate::forced_provider;
 use crate::log::{Attempt, LogGuard, Outcome};
 use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
-use gw_model::{ApiError, ErrorKind, Format, Operation, UpstreamError};
+use gw_model::{ApiError, ErrorKind, Format, UpstreamError};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
 use gw_state::{Command, Reply, StateStore};
 use gw_translate::wire::UrlCall;
@@ -101,11 +101,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .max(1);
             // Logged as cancelled if the client leaves while the attempt is in flight.
             log.pending(&p.id, &target.model, now);
+            let (wire_format, op) = plan::wire_for(format, p);
             let outcome = match plan::upstream_request(
                 p,
                 format,
                 headers,
-                Operation::Chat,
+                op,
                 req.stream,
                 &target.model,
                 upstream_body,
@@ -113,7 +114,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             )
             .await
             {
-                Ok(up) => self.attempt(up, p, req.stream, budget_ms).await,
+                Ok(up) => {
+                    self.attempt(up, p, wire_format, req.stream, budget_ms)
+                        .await
+                }
                 Err(e) => Attempted::Failed(e),
             };
             log.settled();
@@ -133,7 +137,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     return relay::stream_response(
                         Arc::clone(&self.inner),
                         format,
-                        p.format,
+                        wire_format,
                         fast,
                         &req,
                         first,
@@ -145,7 +149,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
-                    let (resp, served) = self.full_response(format, p, fast, ub, log);
+                    let (resp, served) = self.full_response(format, p, wire_format, fast, ub, log);
                     deferred.records.push((bkey, served));
                     return resp;
                 }

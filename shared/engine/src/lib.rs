@@ -157,9 +157,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let headers = with_query_key.as_ref().unwrap_or(&parts.headers);
         let mut resp = match endpoint {
             Endpoint::Health => self.health(headers),
+            // A Responses call is a chat that some providers serve natively.
             Endpoint::Api {
                 format,
-                op: Operation::Chat,
+                op: Operation::Chat | Operation::Responses,
                 call,
             } => {
                 self.chat(format, &call, headers, body, &mut log, start, &mut deferred)

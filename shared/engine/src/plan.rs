@@ -8,6 +8,16 @@ use gw_route::{Provider, Target};
 use gw_translate::{EncodeOpts, wire};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 
+/// How a call goes to a provider: the wire format and operation it speaks there. A client API the
+/// provider serves natively (the Responses API on an OpenAI provider that declares it) goes as
+/// it came; otherwise the provider's own format's chat.
+pub(crate) fn wire_for(client: Format, p: &Provider) -> (Format, Operation) {
+    match wire::native_operation(client) {
+        Some(op) if p.supports(op) => (client, op),
+        _ => (p.format, Operation::Chat),
+    }
+}
+
 /// The body for one target: `(bytes, fast)`. The error is the client's (its request cannot be
 /// expressed in the target's format: an unsupported parameter), or a body that is no object.
 pub(crate) fn upstream_body(
@@ -17,7 +27,8 @@ pub(crate) fn upstream_body(
     p: &Provider,
     target: &Target,
 ) -> Result<(Vec<u8>, bool), ApiError> {
-    if p.format == client && wire::can_forward(client, req) {
+    let (format, _) = wire_for(client, p);
+    if format == client && wire::can_forward(client, req) {
         return wire::fast_request(client, body, &target.model, req)
             .map(|b| (b, true))
             .ok_or_else(|| ApiError::invalid("request body must be a JSON object"));
@@ -28,7 +39,7 @@ pub(crate) fn upstream_body(
         default_max_tokens: p.default_max_tokens,
         max_tokens_field: &p.max_tokens_field,
     };
-    gw_translate::encode_request(p.format, req, &opts).map(|b| (b, false))
+    gw_translate::encode_request(format, req, &opts).map(|b| (b, false))
 }
 
 /// The complete, signed upstream request.
@@ -60,6 +71,11 @@ pub(crate) async fn upstream_request(
             format!("provider `{}` does not serve {}", p.id, op.as_str()),
         )
     })?;
+    let format = if op == Operation::Responses {
+        client
+    } else {
+        p.format
+    };
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(url)
@@ -75,9 +91,9 @@ pub(crate) async fn upstream_request(
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h.insert(
         "accept",
-        HeaderValue::from_static(wire::accept(p.format, op, stream)),
+        HeaderValue::from_static(wire::accept(format, op, stream)),
     );
-    for (k, v) in wire::required_headers(p.format) {
+    for (k, v) in wire::required_headers(format) {
         h.insert(*k, HeaderValue::from_static(v));
     }
     // Validated at config load; a header that does not parse is skipped rather than sent broken.
@@ -89,8 +105,8 @@ pub(crate) async fn upstream_request(
             h.insert(k, v);
         }
     }
-    if client == p.format {
-        for name in wire::passthrough_headers(p.format) {
+    if client == format {
+        for name in wire::passthrough_headers(format) {
             if let Some(v) = client_headers.get(*name) {
                 h.insert(*name, v.clone());
             }

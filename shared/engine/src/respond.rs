@@ -22,6 +22,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         &self,
         client: Format,
         p: &Provider,
+        upstream: Format,
         fast: bool,
         body: Bytes,
         log: &mut LogGuard<H, C, L, S>,
@@ -38,7 +39,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         if fast {
             // A byte copy, but only of a body that is JSON: an HTML error page or a cut-off
             // body must not reach the client as a 200.
-            return match wire::usage_of_body(p.format, &body) {
+            return match wire::usage_of_body(upstream, &body) {
                 Ok(u) => {
                     if let Some(u) = u {
                         log.usage(u);
@@ -49,7 +50,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 Err(why) => bad(why, log),
             };
         }
-        match gw_translate::decode_response(p.format, &body) {
+        match gw_translate::decode_response(upstream, &body) {
             Ok(r) => {
                 log.usage(r.usage);
                 log.outcome(Outcome::Ok);
@@ -105,7 +106,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .await;
                 let outcome = match up {
                     Ok(up) => {
-                        self.attempt(up, p, false, cfg.timeouts.per_attempt_ms)
+                        self.attempt(up, p, p.format, false, cfg.timeouts.per_attempt_ms)
                             .await
                     }
                     Err(e) => Attempted::Failed(e),

@@ -11,6 +11,8 @@ pub enum Operation {
     Chat,
     /// Counting a chat request's input tokens.
     CountTokens,
+    /// A chat turn in the Responses API, to a provider that serves it natively.
+    Responses,
 }
 
 impl Operation {
@@ -19,6 +21,7 @@ impl Operation {
         match self {
             Self::Chat => "chat",
             Self::CountTokens => "count_tokens",
+            Self::Responses => "responses",
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Format {
     Cohere,
     /// AWS Bedrock Converse.
     Bedrock,
+    /// The OpenAI Responses API.
+    Responses,
 }
 
 impl Format {
@@ -36,6 +38,7 @@ impl Format {
             Self::Gemini => "gemini",
             Self::Cohere => "cohere",
             Self::Bedrock => "bedrock",
+            Self::Responses => "responses",
         }
     }
 }

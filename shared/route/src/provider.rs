@@ -89,7 +89,7 @@ enum AuthOneOrMore {
 }
 
 /// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
-const PATH_KEYS: [&str; 3] = ["chat", "chat_stream", "count_tokens"];
+const PATH_KEYS: [&str; 4] = ["chat", "chat_stream", "count_tokens", "responses"];
 
 /// A provider, resolved against the environment.
 #[derive(Debug, Clone)]
@@ -164,6 +164,7 @@ fn path_key(op: Operation, stream: bool) -> &'static str {
         (Operation::Chat, false) => "chat",
         (Operation::Chat, true) => "chat_stream",
         (Operation::CountTokens, _) => "count_tokens",
+        (Operation::Responses, _) => "responses",
     }
 }
 
@@ -187,6 +188,7 @@ fn path_templates(
         ("chat", Operation::Chat, false),
         ("chat_stream", Operation::Chat, true),
         ("count_tokens", Operation::CountTokens, false),
+        ("responses", Operation::Responses, false),
     ] {
         let text = configured
             .get(key)

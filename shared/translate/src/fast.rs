@@ -131,6 +131,7 @@ impl FastStream {
             Format::Gemini => self.gemini(f),
             Format::Cohere => self.cohere(f),
             Format::Bedrock => self.bedrock(f),
+            Format::Responses => self.responses(f),
         }
     }
 
@@ -221,6 +222,44 @@ impl FastStream {
         match event {
             "messageStop" => self.gemini_finished = true,
             "metadata" => seen.usage = v.get("usage").map(crate::bedrock::parse_usage),
+            _ => {}
+        }
+        Ok(seen)
+    }
+
+    /// Responses API: typed JSON events; `response.completed` (or `incomplete` / `failed`)
+    /// ends the stream and carries the usage.
+    fn responses(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
+        let mut seen = Seen {
+            forward: true,
+            ..Seen::default()
+        };
+        let d = f.data.trim();
+        if d.is_empty() {
+            return Ok(seen);
+        }
+        let terminal = d.contains("\"response.completed\"")
+            || d.contains("\"response.incomplete\"")
+            || d.contains("\"response.failed\"")
+            || f.event.as_deref() == Some("error");
+        if !terminal {
+            return json_object(d).map(|()| seen);
+        }
+        let v = serde_json::from_str::<Value>(d)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(malformed)?;
+        match v.get("type").and_then(Value::as_str) {
+            Some("response.completed" | "response.incomplete") => {
+                self.completed = true;
+                seen.usage = v
+                    .pointer("/response/usage")
+                    .map(crate::responses::parse_usage);
+            }
+            Some("response.failed" | "error") => {
+                self.completed = true;
+                seen.error = true;
+            }
             _ => {}
         }
         Ok(seen)

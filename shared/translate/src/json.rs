@@ -168,6 +168,7 @@ pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str)
         Format::Gemini => "Gemini",
         Format::Cohere => "Cohere",
         Format::Bedrock => "Bedrock",
+        Format::Responses => "Responses",
     };
     ApiError::invalid(format!(
         "provider `{}` ({name} format) does not support {what}",

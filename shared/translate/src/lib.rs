@@ -15,6 +15,7 @@ pub mod gemini;
 mod json;
 pub mod limits;
 pub mod openai;
+pub mod responses;
 pub mod wire;
 
 pub use gw_model::Format;
@@ -41,6 +42,7 @@ pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiErr
         Format::Gemini => gemini::decode_request(body),
         Format::Cohere => cohere::decode_request(body),
         Format::Bedrock => bedrock::decode_request(body),
+        Format::Responses => responses::decode_request(body),
     }
 }
 
@@ -50,12 +52,17 @@ pub fn encode_request(
     req: &ChatRequest,
     opts: &EncodeOpts<'_>,
 ) -> Result<Vec<u8>, ApiError> {
+    if format != Format::Responses {
+        // What only a stored-response provider can do is refused before it is lost.
+        responses::check_translatable(req)?;
+    }
     match format {
         Format::OpenAi => openai::encode_request(req, opts),
         Format::Anthropic => anthropic::encode_request(req, opts),
         Format::Gemini => gemini::encode_request(req, opts),
         Format::Cohere => cohere::encode_request(req, opts),
         Format::Bedrock => bedrock::encode_request(req, opts),
+        Format::Responses => responses::encode_request(req, opts),
     }
 }
 
@@ -67,6 +74,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
         Format::Gemini => gemini::decode_response(body),
         Format::Cohere => cohere::decode_response(body),
         Format::Bedrock => bedrock::decode_response(body),
+        Format::Responses => responses::decode_response(body),
     }
 }
 
@@ -78,6 +86,7 @@ pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
         Format::Gemini => gemini::encode_response(resp),
         Format::Cohere => cohere::encode_response(resp),
         Format::Bedrock => bedrock::encode_response(resp),
+        Format::Responses => responses::encode_response(resp),
     }
 }
 
@@ -89,6 +98,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
         Format::Gemini => gemini::decode_error(status, body),
         Format::Cohere => cohere::decode_error(status, body),
         Format::Bedrock => bedrock::decode_error(status, body),
+        Format::Responses => openai::decode_error(status, body),
     }
 }
 
@@ -100,6 +110,7 @@ pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
         Format::Gemini => gemini::encode_error(err),
         Format::Cohere => cohere::encode_error(err),
         Format::Bedrock => bedrock::encode_error(err),
+        Format::Responses => openai::encode_error(err),
     }
 }
 
@@ -116,6 +127,8 @@ pub enum Decoder {
     Cohere(cohere::Decoder),
     /// Bedrock ConverseStream events.
     Bedrock(bedrock::Decoder),
+    /// Responses API events.
+    Responses(responses::Decoder),
 }
 
 impl Decoder {
@@ -127,6 +140,7 @@ impl Decoder {
             Format::Gemini => Self::Gemini(gemini::Decoder::default()),
             Format::Cohere => Self::Cohere(cohere::Decoder::default()),
             Format::Bedrock => Self::Bedrock(bedrock::Decoder::default()),
+            Format::Responses => Self::Responses(responses::Decoder::default()),
         }
     }
 
@@ -142,6 +156,7 @@ impl Decoder {
             Self::Gemini(d) => d.feed(frame, out),
             Self::Cohere(d) => d.feed(frame, out),
             Self::Bedrock(d) => d.feed(frame, out),
+            Self::Responses(d) => d.feed(frame, out),
         }
     }
 
@@ -153,6 +168,7 @@ impl Decoder {
             Self::Gemini(d) => d.finish(out),
             Self::Cohere(d) => d.finish(out),
             Self::Bedrock(d) => d.finish(out),
+            Self::Responses(d) => d.finish(out),
         }
     }
 }
@@ -170,6 +186,8 @@ pub enum Encoder {
     Cohere(cohere::Encoder),
     /// Bedrock ConverseStream events.
     Bedrock(bedrock::Encoder),
+    /// Responses API events.
+    Responses(responses::Encoder),
 }
 
 impl Encoder {
@@ -181,6 +199,7 @@ impl Encoder {
             Format::Gemini => Self::Gemini(gemini::Encoder::new(false)),
             Format::Cohere => Self::Cohere(cohere::Encoder::default()),
             Format::Bedrock => Self::Bedrock(bedrock::Encoder::default()),
+            Format::Responses => Self::Responses(responses::Encoder::default()),
         }
     }
 
@@ -200,6 +219,7 @@ impl Encoder {
             Self::Gemini(e) => e.encode(ev, out),
             Self::Cohere(e) => e.encode(ev, out),
             Self::Bedrock(e) => e.encode(ev, out),
+            Self::Responses(e) => e.encode(ev, out),
         }
     }
 }

@@ -57,6 +57,8 @@ pub fn client_format(path: &str, headers: &HeaderMap) -> Format {
     // Google's SDKs name themselves in `x-goog-api-client`, whatever the API version.
     if path.starts_with("/v1beta/") || headers.contains_key("x-goog-api-client") {
         Format::Gemini
+    } else if path.starts_with("/v1/responses") {
+        Format::Responses
     } else if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
         Format::Anthropic
     } else {
@@ -139,6 +141,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
     let get = method == Method::GET;
     match path {
         "/v1/chat/completions" if post => api(Format::OpenAi, Operation::Chat),
+        "/v1/responses" if post => api(Format::Responses, Operation::Chat),
         "/v1/messages" if post => api(Format::Anthropic, Operation::Chat),
         "/v1/messages/count_tokens" if post => api(Format::Anthropic, Operation::CountTokens),
         "/v1/models" if get => Endpoint::Models { format, id: None },
@@ -148,6 +151,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
             id: Some(gw_codec::percent_decode(&p["/v1/models/".len()..])),
         },
         "/health"
+        | "/v1/responses"
         | "/v1/chat/completions"
         | "/v1/messages"
         | "/v1/messages/count_tokens"
@@ -160,6 +164,9 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
 /// name `{model}`; `None` when the format has no such operation.
 pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'static str> {
     match (format, op) {
+        // Native Responses is what a provider of that format serves; others declare it in config.
+        (Format::Responses, Operation::Chat | Operation::Responses) => Some("/responses"),
+        (_, Operation::Responses) | (Format::Responses, Operation::CountTokens) => None,
         (Format::OpenAi, Operation::Chat) => Some("/chat/completions"),
         (Format::OpenAi, Operation::CountTokens) => None,
         (Format::Anthropic, Operation::Chat) => Some("/v1/messages"),
@@ -177,10 +184,23 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
     }
 }
 
+/// The operation a client's call maps to on a provider that serves its API natively (the
+/// Responses API on an OpenAI provider that declares it), if the client's format has one.
+pub fn native_operation(client: Format) -> Option<Operation> {
+    match client {
+        Format::Responses => Some(Operation::Responses),
+        _ => None,
+    }
+}
+
 /// How the upstream frames a streamed answer.
 pub fn framing(format: Format, _op: Operation) -> Framing {
     match format {
-        Format::OpenAi | Format::Anthropic | Format::Gemini | Format::Cohere => Framing::Sse,
+        Format::OpenAi
+        | Format::Anthropic
+        | Format::Gemini
+        | Format::Cohere
+        | Format::Responses => Framing::Sse,
         Format::Bedrock => Framing::EventStream,
     }
 }
@@ -203,7 +223,9 @@ pub fn can_forward(format: Format, req: &ChatRequest) -> bool {
 pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
     match client {
         Format::Gemini => json!({"totalTokens": tokens}),
-        Format::OpenAi | Format::Anthropic | Format::Cohere => json!({"input_tokens": tokens}),
+        Format::OpenAi | Format::Anthropic | Format::Cohere | Format::Responses => {
+            json!({"input_tokens": tokens})
+        }
         Format::Bedrock => json!({"inputTokens": tokens}),
     }
 }
@@ -221,7 +243,9 @@ pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
 /// same-format client sets them.
 pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str)] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock | Format::Responses => {
+            &[]
+        }
         Format::Anthropic => &[("anthropic-version", "2023-06-01")],
     }
 }
@@ -230,7 +254,9 @@ pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str
 /// Code relies on them).
 pub fn passthrough_headers(format: Format) -> &'static [&'static str] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock => &[],
+        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock | Format::Responses => {
+            &[]
+        }
         Format::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
@@ -273,13 +299,16 @@ pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, Strin
         Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&u)),
         Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&u)),
         Format::Bedrock => p.usage.map(|u| crate::bedrock::parse_usage(&u)),
+        Format::Responses => p.usage.map(|u| crate::responses::parse_usage(&u)),
     })
 }
 
 /// One model-list entry in a client format's shape.
 pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
     match format {
-        Format::OpenAi => json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
+        Format::OpenAi | Format::Responses => {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+        }
         Format::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
@@ -296,7 +325,7 @@ pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
 /// A model list in a client format's shape; `ids` are the entries' ids, in order.
 pub fn model_list(format: Format, entries: Vec<Value>, ids: &[&str]) -> Value {
     match format {
-        Format::OpenAi => json!({"object": "list", "data": entries}),
+        Format::OpenAi | Format::Responses => json!({"object": "list", "data": entries}),
         Format::Anthropic => json!({
             "data": entries, "has_more": false,
             "first_id": ids.first(), "last_id": ids.last(),

@@ -415,5 +415,6 @@ fn chat(model: &str) -> Request<Bytes> {
 
 mod gemini;
 mod hardening;
+mod responses;
 mod seam;
 mod state;

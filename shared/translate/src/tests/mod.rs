@@ -41,7 +41,9 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
                     let ty = v["type"].as_str().unwrap();
                     sse.push_str(&format!("event: {ty}\ndata: {line}\n\n"));
                 }
-                Format::Bedrock => unreachable!("framed in binary below"),
+                Format::Bedrock | Format::Responses => {
+                    unreachable!("no text fixture of this format")
+                }
                 Format::Anthropic => {
                     let v: Value = serde_json::from_str(line).unwrap();
                     sse.push_str(&format!(
@@ -307,6 +309,7 @@ fn every_fixture_survives_translation_into_both_client_formats() {
             Format::Gemini,
             Format::Cohere,
             Format::Bedrock,
+            Format::Responses,
         ] {
             let sse = reencode(&events, client, true);
             let back = decode(client, &[&sse]);
@@ -337,6 +340,17 @@ fn every_fixture_survives_translation_into_both_client_formats() {
                     Some(StopReason::EndTurn)
                 }
                 (Format::Bedrock, Some(StopReason::Refusal)) => Some(StopReason::ContentFilter),
+                // Responses has only completed / incomplete (max tokens) / tool calls.
+                (
+                    Format::Responses,
+                    Some(
+                        StopReason::StopSequence
+                        | StopReason::Pause
+                        | StopReason::Error
+                        | StopReason::ContentFilter
+                        | StopReason::Refusal,
+                    ),
+                ) => Some(StopReason::EndTurn),
                 (Format::Gemini, Some(StopReason::StopSequence | StopReason::Pause)) => {
                     Some(StopReason::EndTurn) // Gemini says STOP for all three
                 }
