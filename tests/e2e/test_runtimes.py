@@ -134,6 +134,31 @@ def test_gemini_sdk(runtime, recorder, mock, tag, model, upstream, stream):
     assert log["provider"] == upstream and log["fast_path"] is (upstream == "gemini"), log
 
 
+@STREAM
+def test_openai_responses_api_translated(runtime, recorder, mock, tag, stream):
+    """`client.responses` (the Responses API) to an Anthropic upstream, on every runtime."""
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.openai_client(runtime, recorder)
+    kw = dict(model="claude-sonnet-4-5", input=user, instructions="Be brief.", max_output_tokens=50,
+              extra_headers={"X-Request-ID": rid})
+    if stream:
+        events = list(client.responses.create(stream=True, **kw))
+        types = [e.type for e in events]
+        assert types[0] == "response.created" and types[-1] == "response.completed", types
+        seqs = [e.sequence_number for e in events]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+        resp = events[-1].response
+    else:
+        resp = client.responses.create(**kw)
+    assert resp.status == "completed"
+    assert resp.output_text == f"echo: {user}"
+    assert resp.usage.input_tokens > 0 and resp.usage.output_tokens > 0
+    req = mock.one(tag)
+    assert req["path"] == g.UPSTREAM_PATH["anthropic"]
+    assert g.an_text(req["body"].get("system")) == "Be brief."
+    assert runtime.log_for(rid)["provider"] == "anthropic"
+
+
 def test_bad_proxy_key(runtime, recorder, mock, tag):
     with pytest.raises(openai.AuthenticationError):
         g.openai_client(runtime, recorder, key="wrong-key").chat.completions.create(

@@ -357,6 +357,58 @@ fn per_chunk_pairs() -> Vec<(&'static str, &'static str, f64, usize)> {
     out
 }
 
+/// Per-request translation work of a non-streamed call from an OpenAI client to each upstream
+/// format: decode the client's request, encode it for the upstream, decode the upstream's
+/// answer (made by that format's own encoder from one canonical answer), encode it for the
+/// client. In µs per request; everything else a translated call costs is the same for all.
+fn per_request_translation() -> Vec<(&'static str, f64)> {
+    use gw_model::*;
+    use gw_translate::Format;
+    let client_body = br#"{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is the weather in Paris today? Answer in one sentence."}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],"max_completion_tokens":200}"#;
+    let answer = ChatResponse {
+        id: "r1".into(),
+        model: "m".into(),
+        content: vec![Part::Text {
+            text: "It is sunny and 21 degrees in Paris today, with a light breeze.".into(),
+            cache: None,
+        }],
+        stop_reason: StopReason::EndTurn,
+        stop_sequence: None,
+        usage: Usage {
+            input: 40,
+            output: 15,
+            ..Usage::default()
+        },
+        created: Some(1),
+    };
+    let mut out = Vec::new();
+    for (name, up) in [
+        ("anthropic", Format::Anthropic),
+        ("gemini", Format::Gemini),
+        ("cohere", Format::Cohere),
+        ("bedrock", Format::Bedrock),
+    ] {
+        let upstream_answer = gw_translate::encode_response(up, &answer);
+        let opts = gw_translate::EncodeOpts {
+            model: "m",
+            provider: name,
+            default_max_tokens: 4096,
+            max_tokens_field: "max_tokens",
+        };
+        let rounds = 20_000;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let req = gw_translate::decode_request(Format::OpenAi, std::hint::black_box(client_body)).unwrap();
+            let body = gw_translate::encode_request(up, &req, &opts).unwrap();
+            std::hint::black_box(body);
+            let r = gw_translate::decode_response(up, std::hint::black_box(&upstream_answer)).unwrap();
+            std::hint::black_box(gw_translate::encode_response(Format::OpenAi, &r));
+        }
+        out.push((name, t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)));
+    }
+    out
+}
+
 /// Per-chunk cost of translating a real recorded OpenAI stream into Anthropic SSE (parse + decode + encode).
 fn per_chunk_us() -> (f64, usize) {
     let text = include_str!("../../../shared/translate/tests/fixtures/openai-text.chunks.txt");
@@ -426,6 +478,14 @@ async fn main() {
     println!(
         "per-chunk translation (OpenAI -> Anthropic, real {chunks}-chunk stream): {us:.2} us/chunk"
     );
+    let per_request = per_request_translation();
+    let base = per_request[0].1;
+    for (up, us) in &per_request {
+        println!(
+            "translated non-streamed request, OpenAI client -> {up}: {us:.2} us of translation ({:.2}x the Anthropic path)",
+            us / base
+        );
+    }
     for (up, client, us, n) in per_chunk_pairs() {
         println!(
             "per-chunk translation {up} -> {client} client ({n}-chunk recorded stream): {us:.2} us/chunk"
