@@ -122,6 +122,11 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             };
             log.settled();
             let latency = self.inner.clock.now().ms_since(now);
+            let ident = relay::Identity {
+                id: format!("gw-{}", log.request_id()),
+                model: target.model.clone(),
+                created: i64::try_from(now.0 / 1_000_000).unwrap_or(0),
+            };
             match outcome {
                 Attempted::Stream {
                     status,
@@ -140,6 +145,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         wire_format,
                         fast,
                         &req,
+                        ident,
                         first,
                         rest,
                         log.take(),
@@ -149,7 +155,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
-                    let (resp, served) = self.full_response(format, p, wire_format, fast, ub, log);
+                    let (resp, served) =
+                        self.full_response(format, p, wire_format, fast, ub, &ident, log);
                     deferred.records.push((bkey, served));
                     return resp;
                 }

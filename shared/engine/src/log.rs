@@ -258,6 +258,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     pub(crate) fn usage(&mut self, u: Usage) {
         self.with(|r| r.usage = Some(r.usage.unwrap_or_default().merge(u)));
     }
+    pub(crate) fn request_id(&self) -> String {
+        self.rec
+            .as_ref()
+            .map(|r| r.request_id.clone())
+            .unwrap_or_default()
+    }
     pub(crate) fn outcome_is(&self, o: Outcome) -> bool {
         self.rec.as_ref().is_some_and(|r| r.outcome == o)
     }

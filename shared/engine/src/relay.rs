@@ -25,7 +25,38 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 )]
 enum Mode {
     Fast(FastStream),
-    Translate { dec: Decoder, enc: Encoder },
+    Translate {
+        dec: Decoder,
+        enc: Encoder,
+        ident: Identity,
+    },
+}
+
+/// What an answer is called when the upstream does not say (Bedrock names no id or model):
+/// the gateway's id for it, the model it was sent to, the time it started.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Identity {
+    pub(crate) id: String,
+    pub(crate) model: String,
+    pub(crate) created: i64,
+}
+
+impl Identity {
+    /// Fills what `ev` (a start event) leaves empty.
+    fn fill(&self, ev: &mut StreamEvent) {
+        if let StreamEvent::Start {
+            id, model, created, ..
+        } = ev
+        {
+            if id.is_empty() {
+                id.clone_from(&self.id);
+            }
+            if model.is_empty() {
+                model.clone_from(&self.model);
+            }
+            created.get_or_insert(self.created);
+        }
+    }
 }
 
 struct Relay<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
@@ -51,6 +82,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     upstream: Format,
     fast: bool,
     req: &ChatRequest,
+    ident: Identity,
     first: Bytes,
     rest: ByteStream,
     mut log: LogGuard<H, C, L, S>,
@@ -64,6 +96,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
         Mode::Translate {
             dec: Decoder::new(upstream),
             enc: Encoder::for_client(client, req),
+            ident,
         }
     };
     let limit = inner.cfg.server.max_upstream_event_bytes;
@@ -256,13 +289,16 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                     self.log.outcome(Outcome::Ok);
                 }
             }
-            Mode::Translate { dec, enc } => {
+            Mode::Translate { dec, enc, ident } => {
                 let mut failed = None;
                 for f in frames {
                     self.events.clear();
                     if let Err(e) = dec.feed(f, &mut self.events) {
                         failed = Some(e);
                         break;
+                    }
+                    for ev in self.events.iter_mut() {
+                        ident.fill(ev);
                     }
                     for ev in &self.events {
                         note_event(ev, &mut self.log);

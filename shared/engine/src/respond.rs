@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// A complete upstream answer for the client; `false` when the upstream's 200 was garbage
     /// (then the client gets a 502 and the breaker a failure, on either path).
+    #[expect(clippy::too_many_arguments, reason = "one call site: the attempt's parts")]
     pub(crate) fn full_response(
         &self,
         client: Format,
@@ -25,6 +26,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         upstream: Format,
         fast: bool,
         body: Bytes,
+        ident: &crate::relay::Identity,
         log: &mut LogGuard<H, C, L, S>,
     ) -> (Response<BodyStream>, bool) {
         let bad = |why: String, log: &mut LogGuard<H, C, L, S>| {
@@ -51,7 +53,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             };
         }
         match gw_translate::decode_response(upstream, &body) {
-            Ok(r) => {
+            Ok(mut r) => {
+                // An answer the upstream did not name (Bedrock) gets the gateway's id and model.
+                if r.id.is_empty() {
+                    r.id.clone_from(&ident.id);
+                }
+                if r.model.is_empty() {
+                    r.model.clone_from(&ident.model);
+                }
+                r.created.get_or_insert(ident.created);
                 log.usage(r.usage);
                 log.outcome(Outcome::Ok);
                 let out = gw_translate::encode_response(client, &r);

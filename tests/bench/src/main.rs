@@ -286,7 +286,26 @@ fn per_chunk_pairs() -> Vec<(&'static str, &'static str, f64, usize)> {
         }
         out.into_bytes()
     };
+    // A long Gemini text stream: the recorded OpenAI text stream as Gemini would send it (the
+    // recorded Gemini stream is two chunks, mostly per-stream work).
+    let openai_text = sse(lines("openai-text.chunks.txt"), false, true);
+    let gemini_text = {
+        let mut p = gw_codec::Framer::sse(false, usize::MAX);
+        let mut d = gw_translate::Decoder::new(Format::OpenAi);
+        let mut e = gw_translate::Encoder::new(Format::Gemini, true);
+        let (mut frames, mut events, mut o) = (Vec::new(), Vec::new(), Vec::new());
+        p.feed(&openai_text, &mut frames).unwrap();
+        for f in &frames {
+            d.feed(f, &mut events).unwrap();
+        }
+        d.finish(&mut events).unwrap();
+        for ev in &events {
+            e.encode(ev, &mut o);
+        }
+        o
+    };
     let upstreams: Vec<(&str, Format, Vec<u8>)> = vec![
+        ("gemini (text)", Format::Gemini, gemini_text),
         (
             "gemini",
             Format::Gemini,
@@ -398,10 +417,13 @@ fn per_request_translation() -> Vec<(&'static str, f64)> {
         let rounds = 20_000;
         let t = Instant::now();
         for _ in 0..rounds {
-            let req = gw_translate::decode_request(Format::OpenAi, std::hint::black_box(client_body)).unwrap();
+            let req =
+                gw_translate::decode_request(Format::OpenAi, std::hint::black_box(client_body))
+                    .unwrap();
             let body = gw_translate::encode_request(up, &req, &opts).unwrap();
             std::hint::black_box(body);
-            let r = gw_translate::decode_response(up, std::hint::black_box(&upstream_answer)).unwrap();
+            let r =
+                gw_translate::decode_response(up, std::hint::black_box(&upstream_answer)).unwrap();
             std::hint::black_box(gw_translate::encode_response(Format::OpenAi, &r));
         }
         out.push((name, t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)));

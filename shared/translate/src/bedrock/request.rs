@@ -283,27 +283,27 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                 }
             }
         }
-        // A turn of tool results holds only results: other blocks follow in a turn of their own.
-        for content in [results, blocks] {
-            if content.is_empty() {
-                continue;
-            }
-            let only_results = content.iter().all(|b| b.get("toolResult").is_some());
-            match msgs.last_mut() {
-                // Converse wants alternating roles: merge where the kinds allow.
-                Some(last)
-                    if last["role"] == role
-                        && only_results
-                            == last["content"].as_array().is_some_and(|a| {
-                                a.iter().all(|b| b.get("toolResult").is_some())
-                            }) =>
-                {
-                    if let Some(a) = last["content"].as_array_mut() {
-                        a.extend(content);
-                    }
+        // Tool results first (Claude requires it), then the rest of the turn; Converse wants
+        // alternating roles, so consecutive turns of one role merge.
+        results.extend(blocks);
+        if results.is_empty() {
+            continue;
+        }
+        match msgs.last_mut() {
+            Some(last) if last["role"] == role => {
+                if let Some(a) = last["content"].as_array_mut() {
+                    let at = a
+                        .iter()
+                        .take_while(|b| b.get("toolResult").is_some())
+                        .count();
+                    let (r, rest): (Vec<Value>, Vec<Value>) = results
+                        .into_iter()
+                        .partition(|b| b.get("toolResult").is_some());
+                    a.splice(at..at, r);
+                    a.extend(rest);
                 }
-                _ => msgs.push(json!({"role": role, "content": content})),
             }
+            _ => msgs.push(json!({"role": role, "content": results})),
         }
     }
     body.insert("messages".into(), Value::Array(msgs));
@@ -380,8 +380,10 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
             Some(ToolChoice::Required) => tc["toolChoice"] = json!({"any": {}}),
             Some(ToolChoice::Named(n)) => tc["toolChoice"] = json!({"tool": {"name": n}}),
             Some(ToolChoice::Auto) => tc["toolChoice"] = json!({"auto": {}}),
-            // Converse has no "none": leaving the tools out is the same answer.
-            Some(ToolChoice::None) => tc = Value::Null,
+            // Converse has no "none": leaving the tools out is the same answer, unless the
+            // history holds tool blocks, which need a toolConfig (then the model may choose).
+            Some(ToolChoice::None) if !has_tool_blocks(req) => tc = Value::Null,
+            Some(ToolChoice::None) => {}
             None => {}
         }
         if !tc.is_null() {
@@ -417,6 +419,13 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     }
     serde_json::to_vec(&Value::Object(body))
         .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+}
+
+fn has_tool_blocks(req: &ChatRequest) -> bool {
+    req.messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .any(|p| matches!(p, Part::ToolUse { .. } | Part::ToolResult { .. }))
 }
 
 fn encode_block(p: &Part, o: &EncodeOpts<'_>) -> Result<Vec<Value>, ApiError> {

@@ -80,7 +80,12 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ApiError> {
                 .and_then(Value::as_str)
                 .unwrap_or("end_turn"),
         ),
-        stop_sequence: None,
+        // Claude on Bedrock names the matched sequence in its model-specific fields.
+        stop_sequence: m
+            .get("additionalModelResponseFields")
+            .and_then(|f| f.get("stop_sequence"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         usage: m.get("usage").map(parse_usage).unwrap_or_default(),
         created: None,
     })

@@ -160,7 +160,10 @@ impl Decoder {
                             .and_then(Value::as_str)
                             .unwrap_or("end_turn"),
                     ),
-                    stop_sequence: None,
+                    stop_sequence: v
+                        .pointer("/additionalModelResponseFields/stop_sequence")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 });
             }
             "metadata" => {
