@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// A complete upstream answer for the client; `false` when the upstream's 200 was garbage
     /// (then the client gets a 502 and the breaker a failure, on either path).
-    #[expect(clippy::too_many_arguments, reason = "one call site: the attempt's parts")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site: the attempt's parts"
+    )]
     pub(crate) fn full_response(
         &self,
         client: Format,

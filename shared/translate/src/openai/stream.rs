@@ -308,17 +308,41 @@ impl Encoder {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let mut c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        if self.include_usage {
-            c["usage"] = Value::Null;
+        self.chunk_raw(&delta.to_string(), finish, out);
+    }
+
+    /// A chunk written directly (every delta goes through here: no map is built per chunk);
+    /// the same bytes `json!` would produce, as a property test checks.
+    fn chunk_raw(&self, delta: &str, finish: Option<&str>, out: &mut Vec<u8>) {
+        let js = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        out.extend_from_slice(b"data: {\"id\":");
+        out.extend_from_slice(js(&self.id).as_bytes());
+        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        out.extend_from_slice(self.created.to_string().as_bytes());
+        out.extend_from_slice(b",\"model\":");
+        out.extend_from_slice(js(&self.model).as_bytes());
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        out.extend_from_slice(delta.as_bytes());
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish {
+            Some(f) => out.extend_from_slice(js(f).as_bytes()),
+            None => out.extend_from_slice(b"null"),
         }
-        write_sse(out, None, &c.to_string());
+        out.extend_from_slice(b"}]");
+        if self.include_usage {
+            out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
+    }
+
+    fn text_delta(&self, key: &str, t: &str, out: &mut Vec<u8>) {
+        let mut d = String::with_capacity(t.len() + key.len() + 8);
+        d.push_str("{\"");
+        d.push_str(key);
+        d.push_str("\":");
+        d.push_str(&serde_json::to_string(t).unwrap_or_default());
+        d.push('}');
+        self.chunk_raw(&d, None, out);
     }
 
     /// Encodes one event.
@@ -350,8 +374,8 @@ impl Encoder {
             }
             StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
             StreamEvent::Delta { index, delta } => match delta {
-                Delta::Text(t) => self.chunk(json!({"content": t}), None, out),
-                Delta::Thinking(t) => self.chunk(json!({"reasoning_content": t}), None, out),
+                Delta::Text(t) => self.text_delta("content", t, out),
+                Delta::Thinking(t) => self.text_delta("reasoning_content", t, out),
                 Delta::ToolArgs(a) => {
                     let n = self.tool_index.get(index).copied().unwrap_or(0);
                     self.chunk(

@@ -176,6 +176,23 @@ proptest! {
     /// The Anthropic delta event is written by hand for speed: byte for byte what serializing
     /// the event as JSON gives, for any text (quotes, control characters, any Unicode).
     #[test]
+    fn openai_chunks_are_exact_json(text in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}\u{2028}😀]{0,8}", thinking in any::<bool>(), usage in any::<bool>(), id in "[a-z\"\\\\]{0,6}") {
+        let mut e = Encoder::new(Format::OpenAi, usage);
+        let mut out = Vec::new();
+        e.encode(&StreamEvent::Start { id: id.clone(), model: "m\"x".into(), usage: Usage::default(), created: Some(7) }, &mut out);
+        out.clear();
+        let delta = if thinking { Delta::Thinking(text.clone()) } else { Delta::Text(text.clone()) };
+        e.encode(&StreamEvent::Delta { index: 0, delta }, &mut out);
+        let key = if thinking { "reasoning_content" } else { "content" };
+        let mut want = json!({"id": id, "object": "chat.completion.chunk", "created": 7, "model": "m\"x",
+                              "choices": [{"index": 0, "delta": {key: text}, "logprobs": null, "finish_reason": null}]});
+        if usage {
+            want["usage"] = Value::Null;
+        }
+        prop_assert_eq!(String::from_utf8(out).unwrap(), format!("data: {want}\n\n"));
+    }
+
+    #[test]
     fn anthropic_delta_events_are_exact_json(text in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}\u{2028}😀]{0,8}", kind in 0u8..4, index in 0u32..1000) {
         let (delta, ty, field) = match kind {
             0 => (Delta::Text(text.clone()), "text_delta", "text"),
