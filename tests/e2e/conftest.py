@@ -43,6 +43,8 @@ def mock_server():
         "anthropic": g.UPSTREAM_KEYS["anthropic"],
         "groq": g.UPSTREAM_KEYS["groq"],
         "gemini": g.UPSTREAM_KEYS["gemini"],
+        "cohere": g.UPSTREAM_KEYS["cohere"],
+        "bedrock": g.MOCK_BEDROCK_KEYS,
         "nokey": None,
     })
     yield srv
@@ -117,16 +119,20 @@ def gateway_env(mock_url, dead_port) -> dict[str, str]:
     # a minimal environment: nothing of the caller's (real API keys, proxies) reaches the gateway
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "RUST_LOG", "RUST_BACKTRACE") if k in os.environ}
     env.setdefault("RUST_BACKTRACE", "1")
-    env.update(g.ALL_SECRETS)
+    env.update(g.GATEWAY_ENV_SECRETS)
     env.update(
         OPENAI_BASE_URL=f"{mock_url}/openai/v1",
         ANTHROPIC_BASE_URL=f"{mock_url}/anthropic",
         GROQ_BASE_URL=f"{mock_url}/groq/v1",
         GEMINI_BASE_URL=f"{mock_url}/gemini/v1beta",
+        BEDROCK_BASE_URL=f"{mock_url}/bedrock",
+        COHERE_BASE_URL=f"{mock_url}/cohere",
+        AWS_ACCESS_KEY_ID=g.AWS_ACCESS_KEY_ID,
+        AWS_REGION=g.AWS_REGION,
         NOKEY_BASE_URL=f"{mock_url}/nokey/v1",
         BROKEN_BASE_URL=f"http://127.0.0.1:{dead_port}/v1",
     )
-    assert "NOKEY_API_KEY" not in env
+    assert "NOKEY_API_KEY" not in env and "AWS_BEARER_TOKEN_BEDROCK" not in env
     return env
 
 

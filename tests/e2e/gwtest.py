@@ -45,10 +45,27 @@ UPSTREAM_KEYS = {
     "groq": f"gsk-upstream-groq-SECRET-{_RUN}e5",
     "broken": f"sk-upstream-broken-SECRET-{_RUN}f6",
     "gemini": f"AIza-upstream-gemini-SECRET-{_RUN}g7",
+    "cohere": f"co-upstream-cohere-SECRET-{_RUN}h8",
 }
+# Bedrock: SigV4 with these credentials (the key id is not a secret; region from AWS_REGION), or a Bedrock
+# API key (AWS_BEARER_TOKEN_BEDROCK) for gateways that opt in to it (it would win over SigV4 everywhere).
+AWS_ACCESS_KEY_ID = "AKIAE2EGATEWAYTEST01"
+AWS_REGION = "us-west-2"
+AWS_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": f"wJalrXUtnFEMI/K7MDENG+bPxRfiCY-SECRET-{_RUN}i9",
+    "AWS_SESSION_TOKEN": f"IQoJb3JpZ2luX2VjEJr//////////session-SECRET-{_RUN}j0",
+    "AWS_BEARER_TOKEN_BEDROCK": f"ABSKQmVkcm9ja0FQSUtleS-bedrock-SECRET-{_RUN}k1",
+}
+OPT_IN_SECRETS = ("AWS_BEARER_TOKEN_BEDROCK",)
+# secrets an upstream (by its mock prefix) may receive, beyond `<PREFIX>_API_KEY`
+UPSTREAM_SECRET_NAMES = {"bedrock": ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK")}
 SECRET_RUN = _RUN  # every secret contains it: a leak of any 16+ character tail of a secret contains it too
 ALL_SECRETS = {"GATEWAY_PROXY_KEY": PROXY_KEY, "E2E_SECOND_PROXY_KEY": SECOND_PROXY_KEY,
-               **{f"{p.upper()}_API_KEY": k for p, k in UPSTREAM_KEYS.items()}}
+               **{f"{p.upper()}_API_KEY": k for p, k in UPSTREAM_KEYS.items()}, **AWS_SECRETS}
+GATEWAY_ENV_SECRETS = {k: v for k, v in ALL_SECRETS.items() if k not in OPT_IN_SECRETS}  # every gateway's environment
+MOCK_BEDROCK_KEYS = {"access_key_id": AWS_ACCESS_KEY_ID, "secret_access_key": AWS_SECRETS["AWS_SECRET_ACCESS_KEY"],
+                     "session_token": AWS_SECRETS["AWS_SESSION_TOKEN"], "region": AWS_REGION,
+                     "bearer": AWS_SECRETS["AWS_BEARER_TOKEN_BEDROCK"]}
 
 # a real 1x1 PNG
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
@@ -939,7 +956,7 @@ def assert_no_secret_leak_upstream(req: dict) -> None:
     prefix = req["path"].split("/")[1]
     blob = json.dumps(req["headers"]) + json.dumps(req.get("body")) + (req.get("query") or "")
     for name, secret in ALL_SECRETS.items():
-        if name == f"{prefix.upper()}_API_KEY":
+        if name == f"{prefix.upper()}_API_KEY" or name in UPSTREAM_SECRET_NAMES.get(prefix, ()):
             continue
         assert secret not in blob, f"{name} was sent to the {prefix} upstream ({req['path']})"
 

@@ -4,6 +4,7 @@
 One server speaks several upstreams, selected by the first path segment:
 
     /openai/v1/chat/completions         OpenAI (exact OpenAI framing, usage only with include_usage)
+    /openai/v1/responses                the OpenAI Responses API (mock_responses.py)
     /groq/v1/chat/completions           OpenAI-compatible with Groq's quirks (whole tool call in one
                                         chunk, usage on the finish chunk and in `x_groq`)
     /nokey/v1/chat/completions          OpenAI format; every request is refused with 401
@@ -13,6 +14,9 @@ One server speaks several upstreams, selected by the first path segment:
                                         events, no [DONE]; without it: one JSON array of the same responses
     /gemini/v1beta/models/M:countTokens `{"totalTokens": N}`; GET /gemini/v1beta/models[/M]: model list / model
     /{prefix}/v1/models                 model lists in the matching format
+    /bedrock/model/M/converse[-stream]  AWS Bedrock Converse / ConverseStream (mock_bedrock.py: SigV4 or a
+                                        Bedrock API key, binary event-stream answers)
+    /cohere/v2/chat                     Cohere v2 chat (mock_cohere.py)
     GET  /_mock/requests                every recorded request (path, lower-cased headers, JSON body,
                                         and `issued`: what the mock answered with: ids, signatures, counts)
     POST /_mock/reset                   forget recorded requests (issued thinking signatures are kept)
@@ -59,6 +63,7 @@ with* one of the trigger names below; the rest of the name is free, e.g. `mock-f
                        the request's Accept-Encoding; streamed: a normal stream
 
 Run standalone: python3 mock_upstream.py --port 8999 --openai-key K1 --anthropic-key K2 --groq-key K3 --gemini-key K4
+(Bedrock then takes mock_bedrock.DEFAULT_KEYS' credentials, SigV4 region us-east-1.)
 """
 
 from __future__ import annotations
@@ -1509,6 +1514,11 @@ class Handler(BaseHTTPRequestHandler):
         }
         self.state.record(entry)
         self.entry = entry
+        if prefix in ("bedrock", "cohere"):  # protocol mocks of their own: mock_bedrock.py, mock_cohere.py
+            import mock_bedrock, mock_cohere  # noqa: E401 (imported here: they import this module)
+            if prefix == "bedrock":
+                return mock_bedrock.route(self, method, rest, raw, body, json_ok)
+            return mock_cohere.route(self, method, rest, body, json_ok)
         if kind is None:
             entry["status"] = 404
             return self.send_json(404, {"error": {"message": f"mock: unknown prefix {prefix!r}", "type": "invalid_request_error", "param": None, "code": "unknown_url"}})
@@ -1522,6 +1532,9 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "openai":
             if rest == "/v1/chat/completions" and method == "POST":
                 return self.openai_chat(prefix, body, json_ok)
+            if rest == "/v1/responses" and prefix == "openai":  # the Responses API: mock_responses.py
+                import mock_responses  # noqa: PLC0415 (imported here: it imports this module)
+                return mock_responses.route(self, method, body, json_ok)
             if rest == "/v1/models" and method == "GET":
                 return self.reply(200, {"object": "list", "data": [
                     {"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"} for m in ("gpt-4o-mini", "o4-mini")]})
@@ -2133,9 +2146,10 @@ def main() -> None:
     ap.add_argument("--anthropic-key", default=os.environ.get("MOCK_ANTHROPIC_KEY", "sk-mock-anthropic"))
     ap.add_argument("--groq-key", default=os.environ.get("MOCK_GROQ_KEY", "sk-mock-groq"))
     ap.add_argument("--gemini-key", default=os.environ.get("MOCK_GEMINI_KEY", "AIza-mock-gemini"))
+    ap.add_argument("--cohere-key", default=os.environ.get("MOCK_COHERE_KEY", "co-mock-cohere"))
     a = ap.parse_args()
     srv = MockServer((a.host, a.port), {"openai": a.openai_key, "anthropic": a.anthropic_key, "groq": a.groq_key,
-                                        "gemini": a.gemini_key, "nokey": None})
+                                        "gemini": a.gemini_key, "cohere": a.cohere_key, "nokey": None})
     print(f"MOCK_PORT={srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()

@@ -26,18 +26,38 @@ ANTHROPIC_ROUTES = pytest.mark.parametrize("model,upstream", [("claude-sonnet-4-
 USER = [{"role": "user", "content": "hi"}]
 
 
+BEDROCK_PROVIDER = """
+  bedrock:
+    format: bedrock
+    base_url: http://127.0.0.1:1/bedrock-base-url-must-come-from-BEDROCK_BASE_URL
+    auth:
+      - { type: bearer, env: [AWS_BEARER_TOKEN_BEDROCK] }
+      - { type: aws_sigv4, service: bedrock, region: "${AWS_REGION:-us-east-1}" }
+    models: [us.anthropic.claude-3-7-sonnet-20250219-v1:0]
+
+"""
+BEDROCK_MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+
+
 @pytest.fixture(scope="session")
 def breaker_config(tmp_path_factory) -> Path:
-    """The test config (with the Gemini provider) and a breaker that opens after 2 failures and stays
-    open for a minute."""
+    """The test config with the Gemini and Bedrock providers, and a breaker that opens after 2
+    failures and stays open for a minute."""
+    text = (g.HERE / "gateway.gemini.yaml").read_text()
+    assert text.count("\nroutes:\n") == 1
+    text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + "routes:\n")
     p = tmp_path_factory.mktemp("cfg-rt") / "gateway.breaker.yaml"
-    p.write_text((g.HERE / "gateway.gemini.yaml").read_text() + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
+    p.write_text(text + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
     return p
 
 
 def _ddb_env(endpoint: str) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "dummy", "AWS_SECRET_ACCESS_KEY": "dummy"}
+    # One set of credentials for DynamoDB and Bedrock, as a function's role gives (DynamoDB Local
+    # takes any; the Bedrock mock checks the SigV4 made with them).
+    return {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_REGION": g.AWS_REGION,
+            "AWS_ACCESS_KEY_ID": g.AWS_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": g.AWS_SECRETS["AWS_SECRET_ACCESS_KEY"],
+            "AWS_SESSION_TOKEN": g.AWS_SECRETS["AWS_SESSION_TOKEN"]}
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
@@ -132,6 +152,24 @@ def test_gemini_sdk(runtime, recorder, mock, tag, model, upstream, stream):
         assert req["path"] == g.UPSTREAM_PATH[upstream], req["path"]
     log = runtime.log_for(rid)
     assert log["provider"] == upstream and log["fast_path"] is (upstream == "gemini"), log
+
+
+@STREAM
+def test_openai_sdk_to_bedrock_signed_with_sigv4(runtime, recorder, mock, tag, stream):
+    """Bedrock ConverseStream / Converse with SigV4 (the mock verifies it with botocore) on every
+    runtime: on Lambda with the function's (session) credentials."""
+    rid, user = f"rid-{tag}", f"Hello {tag}"
+    client = g.openai_client(runtime, recorder)
+    r = g.openai_chat(client, stream=stream, request_id=rid, model=BEDROCK_MODEL, max_tokens=50,
+                      messages=[{"role": "user", "content": user}],
+                      **({"stream_options": {"include_usage": True}} if stream else {}))
+    assert (r.text, r.finish_reason) == (f"echo: {user}", "stop")
+    req = mock.one(tag)
+    verb = "converse-stream" if stream else "converse"
+    assert req["path"].endswith(f"/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/{verb}"), req["path"]
+    assert req["headers"]["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={g.AWS_ACCESS_KEY_ID}/")
+    assert req["headers"]["x-amz-security-token"] == g.AWS_SECRETS["AWS_SESSION_TOKEN"]
+    assert runtime.log_for(rid)["provider"] == "bedrock"
 
 
 @STREAM

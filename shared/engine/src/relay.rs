@@ -212,9 +212,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
         let mut out = Vec::new();
         match &mut self.mode {
             Mode::Translate { enc, .. } => enc.encode(&StreamEvent::Error(e), &mut out),
-            Mode::Fast(_) => {
-                Encoder::new(self.client, false).encode(&StreamEvent::Error(e), &mut out)
-            }
+            Mode::Fast(fs) => fs
+                .error_encoder(self.client)
+                .encode(&StreamEvent::Error(e), &mut out),
         }
         Bytes::from(out)
     }

@@ -102,6 +102,9 @@ pub struct FastStream {
     /// Gemini and Bedrock have no final end marker: a finish reason (`messageStop`) makes the
     /// stream complete, and later events (usage) still pass.
     gemini_finished: bool,
+    /// Responses streams: the last sequence number and the response's id, model and time, so an
+    /// error the gateway appends continues the same stream.
+    responses: Option<(u64, String, String, i64)>,
 }
 
 impl FastStream {
@@ -112,6 +115,7 @@ impl FastStream {
             include_usage,
             completed: false,
             gemini_finished: false,
+            responses: None,
         }
     }
 
@@ -238,6 +242,27 @@ impl FastStream {
         if d.is_empty() {
             return Ok(seen);
         }
+        if let Some(seq) = sequence_number(d) {
+            let ctx = self.responses.get_or_insert_with(Default::default);
+            ctx.0 = seq;
+        }
+        if d.contains("\"response.created\"")
+            && let Ok(v) = serde_json::from_str::<Value>(d)
+        {
+            let ctx = self.responses.get_or_insert_with(Default::default);
+            let s = |p: &str| {
+                v.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            ctx.1 = s("/response/id");
+            ctx.2 = s("/response/model");
+            ctx.3 = v
+                .pointer("/response/created_at")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+        }
         let terminal = d.contains("\"response.completed\"")
             || d.contains("\"response.incomplete\"")
             || d.contains("\"response.failed\"")
@@ -322,6 +347,32 @@ impl FastStream {
         }
         json_object(d).map(|()| seen)
     }
+}
+
+impl FastStream {
+    /// The encoder for an error the gateway appends to this stream for a client of `client`'s
+    /// format: it continues the stream where the upstream left it (Responses numbering and id).
+    pub fn error_encoder(&self, client: Format) -> crate::Encoder {
+        match (&self.responses, client) {
+            (Some((seq, id, model, created)), Format::Responses) => crate::Encoder::Responses(
+                crate::responses::Encoder::resume(seq + 1, id, model, *created),
+            ),
+            _ => crate::Encoder::new(client, false),
+        }
+    }
+}
+
+/// A Responses event's `sequence_number`, read without parsing the event.
+fn sequence_number(d: &str) -> Option<u64> {
+    let i = d.rfind("\"sequence_number\"")?;
+    let rest = d[i + "\"sequence_number\"".len()..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 fn malformed() -> ApiError {

@@ -437,6 +437,8 @@ fn encode_block(p: &Part, o: &EncodeOpts<'_>) -> Result<Vec<Value>, ApiError> {
         out
     };
     Ok(match p {
+        // Converse refuses blank text blocks (Gemini clients send empty parts back).
+        Part::Text { text, .. } if text.trim().is_empty() => Vec::new(),
         Part::Text { text, cache } => with_cache(json!({"text": text}), cache),
         Part::Image { source, cache, .. } => match source {
             ImageSource::Base64 { media_type, data } => {

@@ -424,9 +424,18 @@ fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Resu
             let content = encode_content(&rest, o)?;
             if calls.is_empty() {
                 msg["content"] = content;
-            } else if let Some(plan) = content.as_str() {
-                // Text before calls is the turn's tool plan in Cohere's shape.
-                msg["tool_plan"] = json!(plan);
+            } else {
+                // The turn's text (however many parts) is its tool plan in Cohere's shape.
+                let plan: String = rest
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Text { text, .. } => Some(text.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if !plan.is_empty() {
+                    msg["tool_plan"] = json!(plan);
+                }
             }
             if !calls.is_empty() {
                 let calls: Vec<Value> = calls

@@ -47,6 +47,61 @@ pub(crate) fn is_base64(s: &str) -> bool {
     !body.is_empty() && body.len() % 4 != 1 && (in_alphabet(*b"+/") || in_alphabet(*b"-_"))
 }
 
+const WRAP: &[u8] = b"gw-sig:";
+
+/// A signature as a bytes field for a Gemini client: base64 ones as they are; any other (another
+/// provider's) wrapped in base64 with a marker, so it comes back whole.
+pub(crate) fn wrap_signature(s: &str) -> String {
+    if is_base64(s) {
+        return s.to_owned();
+    }
+    base64_encode(&[WRAP, s.as_bytes()].concat())
+}
+
+/// A signature from a Gemini client: standard base64, or the original of a wrapped one.
+pub(crate) fn unwrap_signature(s: &str) -> String {
+    let std = standard_base64(s);
+    match base64_decode(&std) {
+        Some(b) if b.starts_with(WRAP) => String::from_utf8_lossy(&b[WRAP.len()..]).into_owned(),
+        _ => std,
+    }
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let body = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in body.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// What Google documents for calls made by another model (no signature to return): skips the
 /// check that Gemini 3 makes on function calls in the current turn.
 pub(crate) const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -98,6 +153,24 @@ mod tests {
         assert!(
             is_base64("EqUC+/==") && is_base64("EqUC-_") && !is_base64("sig-+/") && !is_base64("")
         );
+    }
+
+    #[test]
+    fn signatures_that_are_not_base64_are_wrapped_and_come_back_whole() {
+        for sig in ["sig-++++////MSPC/g==", "EqUCCqICAb4+9vsh", "a b"] {
+            let w = wrap_signature(sig);
+            assert!(is_base64(&w), "{w}");
+            // The google-genai SDK sends bytes fields back URL-safe.
+            let url_safe: String = w
+                .chars()
+                .map(|c| match c {
+                    '+' => '-',
+                    '/' => '_',
+                    c => c,
+                })
+                .collect();
+            assert_eq!(unwrap_signature(&url_safe), sig);
+        }
     }
 
     proptest! {

@@ -145,7 +145,7 @@ fn decode_content(
         let po = as_obj(p, &pp)?;
         let signature = field(po, "thoughtSignature", "thought_signature")
             .and_then(Value::as_str)
-            .map(ids::standard_base64);
+            .map(ids::unwrap_signature);
         let signature = signature.as_deref();
         if let Some(fc) = field(po, "functionCall", "function_call") {
             let fc = as_obj(fc, &join(&pp, "functionCall"))?;
@@ -197,11 +197,23 @@ fn decode_content(
             });
         } else if let Some(t) = po.get("text").and_then(Value::as_str) {
             if po.get("thought").and_then(Value::as_bool) == Some(true) {
-                out.push(Part::Thinking {
-                    text: t.to_owned(),
-                    signature: signature.map(str::to_owned),
-                });
-            } else {
+                // A streamed thought comes back as many parts, the signature on the last one:
+                // they are one thinking block, signed as a whole.
+                match out.last_mut() {
+                    Some(Part::Thinking {
+                        text,
+                        signature: prev @ None,
+                    }) => {
+                        text.push_str(t);
+                        *prev = signature.map(str::to_owned);
+                    }
+                    _ => out.push(Part::Thinking {
+                        text: t.to_owned(),
+                        signature: signature.map(str::to_owned),
+                    }),
+                }
+            } else if !t.is_empty() {
+                // Gemini ends turns with an empty text part; other providers refuse blank text.
                 out.push(Part::Text {
                     text: t.to_owned(),
                     cache: None,

@@ -180,9 +180,9 @@ pub(crate) fn encode_part(p: &Part) -> Option<Value> {
         Part::Text { text, .. } => json!({"text": text}),
         Part::Thinking { text, signature } => {
             let mut v = json!({"text": text, "thought": true});
-            // A bytes field: a signature that is not base64 would break the client's parser.
-            if let Some(s) = signature.as_deref().filter(|s| ids::is_base64(s)) {
-                v["thoughtSignature"] = json!(s);
+            // A bytes field: another provider's signature that is not base64 is wrapped.
+            if let Some(s) = signature {
+                v["thoughtSignature"] = json!(ids::wrap_signature(s));
             }
             v
         }

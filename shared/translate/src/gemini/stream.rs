@@ -268,11 +268,9 @@ impl Encoder {
                 let part = match delta {
                     Delta::Text(t) => json!({"text": t}),
                     Delta::Thinking(t) => json!({"text": t, "thought": true}),
-                    Delta::Signature(s) if super::ids::is_base64(s) => {
-                        json!({"text": "", "thought": true, "thoughtSignature": s})
-                    }
-                    // Not base64 (so not Gemini's): a bytes field cannot carry it.
-                    Delta::Signature(_) => return,
+                    // Another provider's signature that is not base64 goes wrapped.
+                    Delta::Signature(s) => json!({"text": "", "thought": true,
+                        "thoughtSignature": super::ids::wrap_signature(s)}),
                     Delta::ToolArgs(a) => {
                         if let Some(c) = self.call.as_mut() {
                             c.2.push_str(a);

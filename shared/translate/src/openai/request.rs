@@ -625,6 +625,18 @@ fn encode_message(m: &Message, out: &mut Vec<Value>, o: &EncodeOpts<'_>) -> Resu
                     Part::ToolUse { id, name, arguments, .. } => calls.push(json!({
                         "id": crate::gemini::bare_call_id(id), "type": "function", "function": {"name": name, "arguments": arguments}
                     })),
+                    // Items only their own API can run (hosted tool calls, item references):
+                    // refused by name, never dropped.
+                    Part::Opaque { block, .. } => {
+                        return Err(unsupported(
+                            Format::OpenAi,
+                            o,
+                            &format!(
+                                "the {} item",
+                                block.get("type").and_then(Value::as_str).unwrap_or("unknown")
+                            ),
+                        ));
+                    }
                     _ => {}
                 }
             }

@@ -73,6 +73,14 @@ pub(crate) fn output_items(r: &ChatResponse) -> Vec<Value> {
                     "completed",
                 ));
             }
+            Part::RedactedThinking { data } => {
+                flush(&mut text, &mut out);
+                let n = out.len();
+                out.push(
+                    json!({"type": "reasoning", "id": item_id("rs", &r.id, n), "summary": [],
+                                "encrypted_content": format!("{}{data}", super::REDACTED)}),
+                );
+            }
             Part::Opaque {
                 format: Format::Responses,
                 block,
@@ -84,7 +92,17 @@ pub(crate) fn output_items(r: &ChatResponse) -> Vec<Value> {
         }
     }
     flush(&mut text, &mut out);
+    if r.stop_reason == StopReason::MaxTokens {
+        mark_cut(&mut out);
+    }
     out
+}
+
+/// The last message of an answer cut by the output limit is incomplete, as OpenAI marks it.
+pub(crate) fn mark_cut(output: &mut [Value]) {
+    if let Some(m) = output.iter_mut().rev().find(|i| i["type"] == "message") {
+        m["status"] = json!("incomplete");
+    }
 }
 
 /// An output item id: `<prefix>_<response id tag>_<index>`.

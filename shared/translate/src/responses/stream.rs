@@ -162,6 +162,10 @@ pub struct Encoder {
     response: ChatResponse,
     output: Vec<Value>,
     open: Option<Item>,
+    /// The open message ended; it is closed when the next item starts or the stop reason is
+    /// known (so an answer cut by the limit closes its message as incomplete).
+    ended: bool,
+    stopped: bool,
     done: bool,
 }
 
@@ -180,12 +184,27 @@ impl Default for Encoder {
             },
             output: Vec::new(),
             open: None,
+            ended: false,
+            stopped: false,
             done: false,
         }
     }
 }
 
 impl Encoder {
+    /// An encoder continuing a stream the upstream started (for an error the gateway appends):
+    /// the next sequence number and the response's id, model and time.
+    pub fn resume(seq: u64, id: &str, model: &str, created: i64) -> Self {
+        let mut e = Self {
+            seq,
+            ..Self::default()
+        };
+        e.response.id = id.to_owned();
+        e.response.model = model.to_owned();
+        e.response.created = Some(created);
+        e
+    }
+
     fn emit(&mut self, ty: &str, mut body: Value, out: &mut Vec<u8>) {
         body["type"] = json!(ty);
         body["sequence_number"] = json!(self.seq);
@@ -198,9 +217,12 @@ impl Encoder {
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
+        self.ended = false;
         let Some(item) = self.open.take() else { return };
         match item {
             Item::Message { index, id, text } => {
+                let cut = self.stopped && self.response.stop_reason == StopReason::MaxTokens;
+                let status = if cut { "incomplete" } else { "completed" };
                 let part = json!({"type": "output_text", "text": text, "annotations": []});
                 self.emit("response.output_text.done", json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}), out);
                 self.emit(
@@ -208,7 +230,7 @@ impl Encoder {
                     json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
                     out,
                 );
-                let item = message_item(&id, text, "completed");
+                let item = message_item(&id, text, status);
                 self.emit(
                     "response.output_item.done",
                     json!({"output_index": index, "item": item}),
@@ -399,13 +421,24 @@ impl Encoder {
                 }
                 _ => {}
             },
+            // A message closes once the stop reason is known (or the next item starts).
+            StreamEvent::BlockStop { .. } if matches!(self.open, Some(Item::Message { .. })) => {
+                self.ended = true;
+            }
             StreamEvent::BlockStop { .. } => self.close(out),
             StreamEvent::Usage(u) => self.response.usage = self.response.usage.merge(*u),
-            StreamEvent::Stop { reason, .. } => self.response.stop_reason = *reason,
+            StreamEvent::Stop { reason, .. } => {
+                self.response.stop_reason = *reason;
+                self.stopped = true;
+                if self.ended {
+                    self.close(out);
+                }
+            }
             StreamEvent::End => {
                 self.close(out);
                 let status = super::response::status_for(self.response.stop_reason);
                 let ty = if status == "incomplete" {
+                    super::response::mark_cut(&mut self.output);
                     "response.incomplete"
                 } else {
                     "response.completed"
