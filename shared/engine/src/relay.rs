@@ -263,7 +263,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                             if seen.error {
                                 self.log.outcome(Outcome::Error);
                             }
-                            if seen.forward {
+                            if seen.forward && seen.error {
+                                // An upstream's error text may echo a credential.
+                                match std::str::from_utf8(&f.raw) {
+                                    Ok(s) => {
+                                        out.extend_from_slice(self.inner.scrub.scrub(s).as_bytes())
+                                    }
+                                    Err(_) => out.extend_from_slice(&f.raw),
+                                }
+                            } else if seen.forward {
                                 out.extend_from_slice(&f.raw);
                             }
                         }
@@ -299,6 +307,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                     }
                     for ev in self.events.iter_mut() {
                         ident.fill(ev);
+                        scrub_error(ev, &self.inner.scrub);
                     }
                     for ev in &self.events {
                         note_event(ev, &mut self.log);
@@ -309,6 +318,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Relay<H, C, L, S> {
                     self.events.clear();
                     match dec.finish(&mut self.events) {
                         Ok(()) => {
+                            for ev in self.events.iter_mut() {
+                                scrub_error(ev, &self.inner.scrub);
+                            }
                             for ev in &self.events {
                                 note_event(ev, &mut self.log);
                                 enc.encode(ev, &mut out);
@@ -340,5 +352,12 @@ fn note_event<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
         // The end marker settles the outcome: clients may hang up before the upstream's EOF.
         StreamEvent::End if log.outcome_is(Outcome::ClientDisconnected) => log.outcome(Outcome::Ok),
         _ => {}
+    }
+}
+
+/// An upstream's error text may echo a credential: it reaches the client scrubbed.
+fn scrub_error(ev: &mut StreamEvent, scrub: &gw_auth::Scrubber) {
+    if let StreamEvent::Error(e) = ev {
+        e.message = scrub.scrub(&e.message);
     }
 }

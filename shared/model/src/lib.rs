@@ -333,8 +333,16 @@ pub struct Usage {
 
 impl Usage {
     /// All prompt tokens, cached or not (OpenAI `prompt_tokens`).
+    /// Saturating: the counts come from upstreams.
     pub fn prompt_total(&self) -> u64 {
-        self.input + self.cache_read + self.cache_write
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+
+    /// Every token, prompt and output (`total_tokens`).
+    pub fn total(&self) -> u64 {
+        self.prompt_total().saturating_add(self.output)
     }
 
     /// Folds a later report into this one: non-zero fields supersede (Anthropic reports input

@@ -355,7 +355,7 @@ impl FastStream {
     pub fn error_encoder(&self, client: Format) -> crate::Encoder {
         match (&self.responses, client) {
             (Some((seq, id, model, created)), Format::Responses) => crate::Encoder::Responses(
-                crate::responses::Encoder::resume(seq + 1, id, model, *created),
+                crate::responses::Encoder::resume(seq.saturating_add(1), id, model, *created),
             ),
             _ => crate::Encoder::new(client, false),
         }

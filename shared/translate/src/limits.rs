@@ -13,7 +13,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Longest `model` string, in bytes (as written, escapes included).
     pub max_model_bytes: usize,
-    /// Most elements of the top-level `messages` array.
+    /// Most elements of the top-level conversation array: `messages` (OpenAI, Anthropic,
+    /// Cohere), `input` (Responses) or `contents` (Gemini).
     pub max_messages: usize,
 }
 
@@ -38,12 +39,17 @@ pub fn check(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
         ))
         .with_param("model"));
     }
-    if top.messages > limits.max_messages {
+    if let Some((key, n)) = top.messages.filter(|(_, n)| *n > limits.max_messages) {
+        let what = if key == "messages" {
+            "messages"
+        } else {
+            "items"
+        };
         return Err(ApiError::invalid(format!(
-            "`messages` holds {} messages; the limit is {} (server.max_messages)",
-            top.messages, limits.max_messages
+            "`{key}` holds {n} {what}; the limit is {} (server.max_messages)",
+            limits.max_messages
         ))
-        .with_param("messages"));
+        .with_param(key));
     }
     Ok(())
 }
@@ -82,7 +88,8 @@ pub fn max_depth(body: &[u8]) -> usize {
 #[derive(Default)]
 struct Top {
     model_bytes: usize,
-    messages: usize,
+    /// The longest conversation array and its key.
+    messages: Option<(&'static str, usize)>,
 }
 
 /// Reads the top-level object; the `usize` is the nesting allowed, the object included.
@@ -109,7 +116,17 @@ impl<'de> Visitor<'de> for TopSeed {
                     let raw = m.next_value::<&'de serde_json::value::RawValue>()?;
                     top.model_bytes = raw.get().len().saturating_sub(2);
                 }
-                "messages" => top.messages = m.next_value_seed(Skip(left))?,
+                key @ ("messages" | "input" | "contents") => {
+                    let key = match key {
+                        "messages" => "messages",
+                        "input" => "input",
+                        _ => "contents",
+                    };
+                    let n = m.next_value_seed(Skip(left))?;
+                    if top.messages.is_none_or(|(_, most)| n > most) {
+                        top.messages = Some((key, n));
+                    }
+                }
                 _ => {
                     m.next_value_seed(Skip(left))?;
                 }
@@ -233,6 +250,18 @@ mod tests {
             e.message.contains("holds 4 messages") && e.message.contains("server.max_messages")
         );
         assert!(check(br#"{"model":"m","messages":[1,2,3]}"#, &L).is_ok());
+        // The Responses API's `input` and Gemini's `contents` are held to the same limit.
+        for key in ["input", "contents"] {
+            let body = format!(r#"{{"model":"m","{key}":[1,2,3,4]}}"#);
+            let e = check(body.as_bytes(), &L).unwrap_err();
+            assert!(
+                e.message.contains(&format!("`{key}` holds 4 items")),
+                "{}",
+                e.message
+            );
+            assert_eq!(e.param.as_deref(), Some(key));
+        }
+        assert!(check(br#"{"model":"m","input":"a long string is one item"}"#, &L).is_ok());
         assert!(
             check(br#"{"messages":"x","model":5}"#, &L).is_ok(),
             "types are the decoder's job"

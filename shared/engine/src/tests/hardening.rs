@@ -307,6 +307,34 @@ fn an_anthropic_fast_path_event_that_is_not_json_is_refused() {
 }
 
 #[test]
+fn an_error_event_echoing_the_key_reaches_the_client_scrubbed() {
+    // Translated: an Anthropic error event mid-stream, to an OpenAI client.
+    let script = Script::Sse(vec![
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"usage\":{\"input_tokens\":1,\"output_tokens\":0}}}\n\n",
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"key sk-an-SECRET-0123456789 is overloaded\"}}\n\n",
+    ]);
+    let (g, _) = gateway(vec![("an", script)], false);
+    let (s, _, body) = run(&g, streamed("to-claude"));
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("is overloaded") && !body.contains("SECRET"),
+        "{body}"
+    );
+    // Same format: the error event is relayed, scrubbed.
+    let script = Script::Sse(vec![
+        OAI_STREAM[0],
+        "data: {\"error\":{\"message\":\"key sk-oa-SECRET-0123456789 was refused\",\"type\":\"server_error\"}}\n\n",
+    ]);
+    let (g, _) = gateway(vec![("oa", script)], false);
+    let (s, _, body) = run(&g, streamed("gpt-x"));
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("was refused") && !body.contains("SECRET"),
+        "{body}"
+    );
+}
+
+#[test]
 fn an_endless_upstream_line_ends_the_stream_at_the_limit() {
     // 1 KiB chunks of one line that never ends, then the upstream hangs: the relay must stop
     // on its own, at the limit, not wait for a newline.

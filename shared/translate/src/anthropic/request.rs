@@ -312,7 +312,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if let Some(b) = budget {
         // Anthropic requires max_tokens > budget_tokens; keep the client's output room on top.
         if max_tokens <= b {
-            max_tokens = b + s.max_tokens.unwrap_or(o.default_max_tokens).min(8192);
+            max_tokens = b.saturating_add(s.max_tokens.unwrap_or(o.default_max_tokens).min(8192));
         }
     }
     body.insert("max_tokens".into(), json!(max_tokens));

@@ -44,7 +44,7 @@ pub fn usage_json(u: &Usage) -> Value {
     json!({
         "inputTokens": u.input,
         "outputTokens": u.output,
-        "totalTokens": u.input + u.cache_read + u.cache_write + u.output,
+        "totalTokens": u.total(),
         "cacheReadInputTokens": u.cache_read,
         "cacheWriteInputTokens": u.cache_write,
     })

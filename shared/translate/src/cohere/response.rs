@@ -48,7 +48,7 @@ pub fn parse_usage(u: &Value) -> Usage {
 
 /// `usage` for a Cohere client.
 pub fn usage_json(u: &Usage) -> Value {
-    let input = u.input + u.cache_read + u.cache_write;
+    let input = u.prompt_total();
     let mut v = json!({
         "billed_units": {"input_tokens": input, "output_tokens": u.output},
         "tokens": {"input_tokens": input, "output_tokens": u.output},

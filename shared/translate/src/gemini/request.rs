@@ -6,6 +6,7 @@ use crate::EncodeOpts;
 use crate::json::*;
 use gw_model::*;
 use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
 
 /// Top-level fields this module maps; everything else goes to `extra`.
 const KNOWN: &[&str] = &[
@@ -111,12 +112,50 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     Ok(req)
 }
 
-/// Ids given to calls that came without one, so their results can name them.
+/// Ids given to calls that came without one, so their results can name them. Lookups are
+/// indexed (a body may hold 100k calls); answered slots are emptied and skipped lazily.
 #[derive(Default)]
 struct Calls {
-    /// (name, id) of calls not yet answered, in order.
-    pending: Vec<(String, String)>,
+    /// The id of each call, `None` once answered.
+    slots: Vec<Option<String>>,
+    by_name: HashMap<String, VecDeque<usize>>,
+    by_id: HashMap<String, VecDeque<usize>>,
     n: usize,
+}
+
+impl Calls {
+    fn push(&mut self, name: &str, id: &str) {
+        let i = self.slots.len();
+        self.slots.push(Some(id.to_owned()));
+        self.by_name
+            .entry(name.to_owned())
+            .or_default()
+            .push_back(i);
+        self.by_id.entry(id.to_owned()).or_default().push_back(i);
+    }
+
+    /// The oldest unanswered call in `index[key]`, now answered.
+    fn take(
+        slots: &mut [Option<String>],
+        index: &mut HashMap<String, VecDeque<usize>>,
+        key: &str,
+    ) -> Option<String> {
+        let queue = index.get_mut(key)?;
+        while let Some(i) = queue.pop_front() {
+            if let Some(id) = slots[i].take() {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Answers the call `id` names, else the oldest unanswered one named `name`.
+    fn answer(&mut self, name: &str, id: Option<&str>) -> Option<String> {
+        match id {
+            Some(id) => Self::take(&mut self.slots, &mut self.by_id, id),
+            None => Self::take(&mut self.slots, &mut self.by_name, name),
+        }
+    }
 }
 
 fn decode_content(
@@ -157,7 +196,7 @@ fn decode_content(
                     ids::call_id("hist", calls.n, signature)
                 }
             };
-            calls.pending.push((name.clone(), id.clone()));
+            calls.push(&name, &id);
             let args = fc.get("args").cloned().unwrap_or_else(|| json!({}));
             out.push(Part::ToolUse {
                 id,
@@ -172,12 +211,8 @@ fn decode_content(
                 .get("id")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
-            let pos = calls
-                .pending
-                .iter()
-                .position(|(n, id)| by_id.map_or(*n == name, |want| id == want));
-            let id = match (pos, by_id) {
-                (Some(i), _) => calls.pending.remove(i).1,
+            let id = match (calls.answer(&name, by_id), by_id) {
+                (Some(id), _) => id,
                 (None, Some(id)) => id.to_owned(),
                 (None, None) => {
                     return Err(ApiError::invalid(format!(

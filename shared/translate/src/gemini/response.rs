@@ -41,8 +41,9 @@ pub fn parse_usage(u: &Value) -> Usage {
     let cached = n("cachedContentTokenCount");
     let thoughts = n("thoughtsTokenCount");
     Usage {
-        input: (n("promptTokenCount") + n("toolUsePromptTokenCount")).saturating_sub(cached),
-        output: n("candidatesTokenCount") + thoughts,
+        input: (n("promptTokenCount").saturating_add(n("toolUsePromptTokenCount")))
+            .saturating_sub(cached),
+        output: n("candidatesTokenCount").saturating_add(thoughts),
         cache_read: cached,
         cache_write: 0,
         reasoning: thoughts,
@@ -51,12 +52,12 @@ pub fn parse_usage(u: &Value) -> Usage {
 
 /// `usageMetadata` for a Gemini client.
 pub fn usage_json(u: &Usage) -> Value {
-    let prompt = u.input + u.cache_read + u.cache_write;
+    let prompt = u.prompt_total();
     let candidates = u.output.saturating_sub(u.reasoning);
     let mut m = json!({
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
-        "totalTokenCount": prompt + u.output,
+        "totalTokenCount": u.total(),
     });
     if u.reasoning > 0 {
         m["thoughtsTokenCount"] = json!(u.reasoning);

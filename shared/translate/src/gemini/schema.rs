@@ -35,6 +35,10 @@ const KEPT: &[&str] = &[
 /// an untyped object).
 const MAX_REF_DEPTH: usize = 8;
 
+/// Most schema nodes inlining may produce: a few hundred bytes of `$ref`s, each to a definition
+/// holding several more, would otherwise expand exponentially.
+const MAX_NODES: usize = 50_000;
+
 /// The Gemini form of `schema`.
 pub(crate) fn sanitize(schema: &Value) -> Value {
     let defs = schema
@@ -42,17 +46,33 @@ pub(crate) fn sanitize(schema: &Value) -> Value {
         .or_else(|| schema.get("definitions"))
         .cloned()
         .unwrap_or(Value::Null);
-    clean(schema, &defs, 0)
+    let mut budget = MAX_NODES;
+    clean(schema, &defs, 0, &mut budget)
 }
 
-fn clean(v: &Value, defs: &Value, depth: usize) -> Value {
+/// Nodes in `v` (what cloning it costs).
+fn nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.iter().map(nodes).sum::<usize>() + 1,
+        Value::Object(m) => m.values().map(nodes).sum::<usize>() + 1,
+        _ => 1,
+    }
+}
+
+/// `budget` is charged for every node produced; once spent, `$ref`s are no longer inlined (the
+/// rest of the schema is the client's own bytes, bounded by the body limit).
+fn clean(v: &Value, defs: &Value, depth: usize, budget: &mut usize) -> Value {
+    *budget = budget.saturating_sub(1);
     let Value::Object(m) = v else {
+        *budget = budget.saturating_sub(nodes(v));
         return v.clone();
     };
     if let Some(r) = m.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap_or_default();
         return match defs.get(name) {
-            Some(target) if depth < MAX_REF_DEPTH => clean(target, defs, depth + 1),
+            Some(target) if depth < MAX_REF_DEPTH && *budget > 0 => {
+                clean(target, defs, depth + 1, budget)
+            }
             _ => json!({"type": "object"}),
         };
     }
@@ -79,7 +99,7 @@ fn clean(v: &Value, defs: &Value, depth: usize) -> Value {
             "oneOf" | "anyOf" => {
                 let items: Vec<Value> = val
                     .as_array()
-                    .map(|a| a.iter().map(|s| clean(s, defs, depth)).collect())
+                    .map(|a| a.iter().map(|s| clean(s, defs, depth, budget)).collect())
                     .unwrap_or_default();
                 out.insert("anyOf".into(), Value::Array(items));
             }
@@ -88,16 +108,17 @@ fn clean(v: &Value, defs: &Value, depth: usize) -> Value {
                     .as_object()
                     .map(|p| {
                         p.iter()
-                            .map(|(name, s)| (name.clone(), clean(s, defs, depth)))
+                            .map(|(name, s)| (name.clone(), clean(s, defs, depth, budget)))
                             .collect()
                     })
                     .unwrap_or_default();
                 out.insert("properties".into(), Value::Object(props));
             }
             "items" => {
-                out.insert("items".into(), clean(val, defs, depth));
+                out.insert("items".into(), clean(val, defs, depth, budget));
             }
             k if KEPT.contains(&k) => {
+                *budget = budget.saturating_sub(nodes(val));
                 out.insert(k.into(), val.clone());
             }
             _ => {}
@@ -117,6 +138,19 @@ fn clean(v: &Value, defs: &Value, depth: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inlining_is_bounded_when_refs_fan_out() {
+        // 16 references to itself per level: 16^8 nodes if every level were inlined.
+        let props: serde_json::Map<String, Value> = (0..16)
+            .map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/N"})))
+            .collect();
+        let s =
+            json!({"$defs": {"N": {"type": "object", "properties": props}}, "$ref": "#/$defs/N"});
+        let out = sanitize(&s);
+        assert!(nodes(&out) < 4 * MAX_NODES, "{} nodes", nodes(&out));
+        assert_eq!(out["properties"]["p0"]["type"], "object");
+    }
 
     #[test]
     fn strips_unknown_keys_inlines_refs_and_maps_nullable_types() {

@@ -46,7 +46,7 @@ pub fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": u.output,
-        "total_tokens": prompt + u.output,
+        "total_tokens": u.total(),
         "prompt_tokens_details": {"cached_tokens": u.cache_read},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning},
     })

@@ -212,7 +212,7 @@ impl Decoder {
                     (Some(id), Some(last))
                         if self.tools.get(&last).is_some_and(|(_, known)| known != id) =>
                     {
-                        last + 1
+                        last.saturating_add(1)
                     }
                     (_, Some(last)) => last,
                     (_, None) => 0,

@@ -142,15 +142,16 @@ fn text(s: &str) -> Part {
 
 fn push(req: &mut ChatRequest, role: Role, part: Part) {
     match req.messages.last_mut() {
-        // Consecutive items of one turn (calls after text, results after results) share it.
+        // Consecutive items of one turn (calls after text, results after results) share it; a
+        // user turn is all results or none, so its first part tells which.
         Some(last)
             if last.role == role
                 && (role == Role::Assistant
                     || matches!(part, Part::ToolResult { .. })
                         == last
                             .content
-                            .iter()
-                            .all(|p| matches!(p, Part::ToolResult { .. }))) =>
+                            .first()
+                            .is_none_or(|p| matches!(p, Part::ToolResult { .. }))) =>
         {
             last.content.push(part);
         }

@@ -20,13 +20,13 @@ pub fn parse_usage(u: &Value) -> Usage {
 
 /// A Responses `usage` object.
 pub fn usage_json(u: &Usage) -> Value {
-    let input = u.input + u.cache_read + u.cache_write;
+    let input = u.prompt_total();
     json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": u.cache_read},
         "output_tokens": u.output,
         "output_tokens_details": {"reasoning_tokens": u.reasoning},
-        "total_tokens": input + u.output,
+        "total_tokens": u.total(),
     })
 }
 

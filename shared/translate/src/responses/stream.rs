@@ -208,7 +208,7 @@ impl Encoder {
     fn emit(&mut self, ty: &str, mut body: Value, out: &mut Vec<u8>) {
         body["type"] = json!(ty);
         body["sequence_number"] = json!(self.seq);
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         write_sse(out, Some(ty), &body.to_string());
     }
 
