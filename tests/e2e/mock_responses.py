@@ -100,6 +100,7 @@ REQUEST_FIELDS = {  # ResponseCreateParams of the pinned SDK
     "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
     "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options",
     "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+    "client_metadata",  # not in the SDK; the Codex CLI sends it to api.openai.com
 }
 INCLUDABLE = {"file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
               "message.input_image.image_url", "computer_call_output.output.image_url", "code_interpreter_call.outputs",
