@@ -91,6 +91,16 @@ pub struct Seen {
     pub error: bool,
 }
 
+impl Seen {
+    /// An event to forward, nothing else learnt yet.
+    fn forwarded() -> Self {
+        Self {
+            forward: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// Checks a same-format stream event by event: each must be a JSON object (or the format's end
 /// marker), nothing may follow the end, and usage is read on the side.
 #[derive(Debug)]
@@ -141,10 +151,7 @@ impl FastStream {
 
     fn openai(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
         let d = f.data.trim();
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         if d.is_empty() {
             return Ok(seen); // no data, nothing to check (the decoders skip these too)
         }
@@ -161,10 +168,7 @@ impl FastStream {
         {
             return json_object(d).map(|()| seen);
         }
-        let v = serde_json::from_str::<Value>(d)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(malformed)?;
+        let v = parse_object(d)?;
         seen.error = v.get("error").is_some_and(|e| !e.is_null());
         let u = v
             .get("usage")
@@ -184,18 +188,12 @@ impl FastStream {
     /// Gemini: every event a whole response; usage is cumulative in each; the stream is complete
     /// once a finish reason came (a usage-only event may still follow it).
     fn gemini(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         let d = f.data.trim();
         if d.is_empty() {
             return Ok(seen);
         }
-        let v = serde_json::from_str::<Value>(d)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(malformed)?;
+        let v = parse_object(d)?;
         if let Some(u) = v.get("usageMetadata") {
             seen.usage = Some(crate::gemini::parse_usage(u));
         }
@@ -209,20 +207,14 @@ impl FastStream {
     /// Bedrock (event-stream frames): JSON payloads; `messageStop` completes the stream, the
     /// usage follows in `metadata`; an exception message is the upstream's error.
     fn bedrock(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         let event = f.event.as_deref().unwrap_or_default();
         if event.starts_with("exception:") {
             seen.error = true;
             self.gemini_finished = true;
             return Ok(seen);
         }
-        let v = serde_json::from_str::<Value>(&f.data)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(malformed)?;
+        let v = parse_object(&f.data)?;
         match event {
             "messageStop" => self.gemini_finished = true,
             "metadata" => seen.usage = v.get("usage").map(crate::bedrock::parse_usage),
@@ -234,10 +226,7 @@ impl FastStream {
     /// Responses API: typed JSON events; `response.completed` (or `incomplete` / `failed`)
     /// ends the stream and carries the usage.
     fn responses(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         let d = f.data.trim();
         if d.is_empty() {
             return Ok(seen);
@@ -270,10 +259,7 @@ impl FastStream {
         if !terminal {
             return json_object(d).map(|()| seen);
         }
-        let v = serde_json::from_str::<Value>(d)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(malformed)?;
+        let v = parse_object(d)?;
         match v.get("type").and_then(Value::as_str) {
             Some("response.completed" | "response.incomplete") => {
                 self.completed = true;
@@ -292,10 +278,7 @@ impl FastStream {
 
     /// Cohere: JSON events; usage and the end come with `message-end`.
     fn cohere(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         let d = f.data.trim();
         if d.is_empty() {
             return Ok(seen);
@@ -303,10 +286,7 @@ impl FastStream {
         if !(has_object(d, "\"usage\"") || d.contains("\"message-end\"")) {
             return json_object(d).map(|()| seen);
         }
-        let v = serde_json::from_str::<Value>(d)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(malformed)?;
+        let v = parse_object(d)?;
         if v.get("type").and_then(Value::as_str) == Some("message-end") {
             self.completed = true;
             if let Some(u) = v.pointer("/delta/usage") {
@@ -319,16 +299,10 @@ impl FastStream {
     }
 
     fn anthropic(&mut self, f: &SseFrame) -> Result<Seen, ApiError> {
-        let mut seen = Seen {
-            forward: true,
-            ..Seen::default()
-        };
+        let mut seen = Seen::forwarded();
         match f.event.as_deref() {
             Some("message_start") | Some("message_delta") => {
-                let v = serde_json::from_str::<Value>(&f.data)
-                    .ok()
-                    .filter(Value::is_object)
-                    .ok_or_else(malformed)?;
+                let v = parse_object(&f.data)?;
                 if let Some(u) = v.pointer("/message/usage").or_else(|| v.get("usage")) {
                     seen.usage = Some(anthropic::parse_usage(u));
                 }
@@ -380,6 +354,14 @@ fn malformed() -> ApiError {
         ErrorKind::Api,
         "upstream sent a malformed stream event (not a JSON object)",
     )
+}
+
+/// `d` parsed, if it is a JSON object.
+fn parse_object(d: &str) -> Result<Value, ApiError> {
+    serde_json::from_str::<Value>(d)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(malformed)
 }
 
 fn json_object(d: &str) -> Result<(), ApiError> {

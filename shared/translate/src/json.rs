@@ -134,6 +134,15 @@ pub(crate) fn opt_obj<'a>(
     }
 }
 
+/// A required array at `path`.
+pub(crate) fn req_array<'a>(v: Option<&'a Value>, path: &str) -> Result<&'a Vec<Value>, ApiError> {
+    match v {
+        Some(Value::Array(a)) => Ok(a),
+        Some(v) => Err(wrong_type(path, "an array", v)),
+        None => Err(missing(path)),
+    }
+}
+
 pub(crate) fn as_obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
     v.as_object()
         .ok_or_else(|| wrong_type(path, "an object", v))
@@ -161,6 +170,32 @@ pub(crate) fn num(f: f64) -> Value {
 }
 
 /// A request the target's format cannot express: named, never silently dropped.
+/// The refusal of a server-side tool (`def`, another format's) that `format` cannot run.
+pub(crate) fn server_tool(format: Format, o: &crate::EncodeOpts<'_>, def: &Value) -> ApiError {
+    let ty = def.get("type").unwrap_or(&Value::Null);
+    unsupported(format, o, &format!("the server tool {ty}"))
+}
+
+/// A same-format client's fields the canonical model does not name, kept where the encoder set
+/// nothing of its own.
+pub(crate) fn keep_own_fields(
+    body: &mut Map<String, Value>,
+    req: &gw_model::ChatRequest,
+    format: Format,
+) {
+    if req.extra.format == Some(format) {
+        for (k, v) in &req.extra.fields {
+            body.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// The encoded request body.
+pub(crate) fn body_bytes(body: Map<String, Value>) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&Value::Object(body))
+        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+}
+
 pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str) -> ApiError {
     let name = match format {
         Format::OpenAi => "OpenAI",

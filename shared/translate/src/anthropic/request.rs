@@ -32,11 +32,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     if req.model.is_empty() {
         return Err(ApiError::invalid("`model`: must not be empty").with_param("model"));
     }
-    let msgs = match m.get("messages") {
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("messages", "an array", v)),
-        None => return Err(missing("messages")),
-    };
+    let msgs = req_array(m.get("messages"), "messages")?;
     for (i, v) in msgs.iter().enumerate() {
         let path = format!("messages[{i}]");
         let mo = as_obj(v, &path)?;
@@ -481,13 +477,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if req.stream {
         body.insert("stream".into(), json!(true));
     }
-    if req.extra.format == Some(Format::Anthropic) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    keep_own_fields(&mut body, req, Format::Anthropic);
+    body_bytes(body)
 }
 
 fn with_cache(mut v: Value, cache: &Option<Value>) -> Value {

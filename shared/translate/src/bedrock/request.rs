@@ -29,11 +29,7 @@ fn image_format(media_type: &str) -> Option<&'static str> {
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let m = parse_body(body)?;
     let mut req = ChatRequest::default();
-    let msgs = match m.get("messages") {
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("messages", "an array", v)),
-        None => return Err(missing("messages")),
-    };
+    let msgs = req_array(m.get("messages"), "messages")?;
     for (i, v) in msgs.iter().enumerate() {
         let path = format!("messages[{i}]");
         let mo = as_obj(v, &path)?;
@@ -364,14 +360,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     }
                 }
                 Tool::Native { def, .. } => {
-                    return Err(unsupported(
-                        Format::Bedrock,
-                        o,
-                        &format!(
-                            "the server tool {}",
-                            def.get("type").unwrap_or(&Value::Null)
-                        ),
-                    ));
+                    return Err(server_tool(Format::Bedrock, o, def));
                 }
             }
         }
@@ -412,13 +401,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if !extra.is_empty() {
         body.insert("additionalModelRequestFields".into(), Value::Object(extra));
     }
-    if req.extra.format == Some(Format::Bedrock) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    keep_own_fields(&mut body, req, Format::Bedrock);
+    body_bytes(body)
 }
 
 fn has_tool_blocks(req: &ChatRequest) -> bool {

@@ -32,11 +32,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         stream: opt_bool(&m, "stream", "")?.unwrap_or(false),
         ..ChatRequest::default()
     };
-    let msgs = match m.get("messages") {
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("messages", "an array", v)),
-        None => return Err(missing("messages")),
-    };
+    let msgs = req_array(m.get("messages"), "messages")?;
     for (i, v) in msgs.iter().enumerate() {
         decode_message(v, &format!("messages[{i}]"), &mut req)?;
     }
@@ -249,14 +245,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     tools.push(json!({"type": "function", "function": f}));
                 }
                 Tool::Native { def, .. } => {
-                    return Err(unsupported(
-                        Format::Cohere,
-                        o,
-                        &format!(
-                            "the server tool {}",
-                            def.get("type").unwrap_or(&Value::Null)
-                        ),
-                    ));
+                    return Err(server_tool(Format::Cohere, o, def));
                 }
             }
         }
@@ -326,13 +315,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if req.stream {
         body.insert("stream".into(), json!(true));
     }
-    if req.extra.format == Some(Format::Cohere) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    keep_own_fields(&mut body, req, Format::Cohere);
+    body_bytes(body)
 }
 
 fn encode_content(parts: &[Part], o: &EncodeOpts<'_>) -> Result<Value, ApiError> {

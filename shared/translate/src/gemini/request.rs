@@ -41,11 +41,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     if let Some(Value::String(model)) = m.get("model") {
         req.model = model.trim_start_matches("models/").to_owned();
     }
-    let contents = match field(&m, "contents", "contents") {
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("contents", "an array", v)),
-        None => return Err(missing("contents")),
-    };
+    let contents = req_array(field(&m, "contents", "contents"), "contents")?;
     let mut calls = Calls::default();
     for (i, c) in contents.iter().enumerate() {
         decode_content(c, &format!("contents[{i}]"), &mut req, &mut calls)?;
@@ -467,14 +463,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     def,
                 } => tools.push(def.clone()),
                 Tool::Native { def, .. } => {
-                    return Err(unsupported(
-                        Format::Gemini,
-                        o,
-                        &format!(
-                            "the server tool {}",
-                            def.get("type").unwrap_or(&Value::Null)
-                        ),
-                    ));
+                    return Err(server_tool(Format::Gemini, o, def));
                 }
             }
         }
@@ -496,13 +485,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if !gc.is_empty() {
         body.insert("generationConfig".into(), Value::Object(gc));
     }
-    if req.extra.format == Some(Format::Gemini) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    keep_own_fields(&mut body, req, Format::Gemini);
+    body_bytes(body)
 }
 
 fn generation_config(

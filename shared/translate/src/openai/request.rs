@@ -39,11 +39,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     if req.model.is_empty() {
         return Err(ApiError::invalid("`model`: must not be empty").with_param("model"));
     }
-    let msgs = match m.get("messages") {
-        Some(Value::Array(a)) => a,
-        Some(v) => return Err(wrong_type("messages", "an array", v)),
-        None => return Err(missing("messages")),
-    };
+    let msgs = req_array(m.get("messages"), "messages")?;
     if msgs.is_empty() {
         return Err(
             ApiError::invalid("`messages`: must contain at least one message")
@@ -397,14 +393,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     format: Format::OpenAi,
                     def,
                 } => Ok(def.clone()),
-                Tool::Native { def, .. } => Err(unsupported(
-                    Format::OpenAi,
-                    o,
-                    &format!(
-                        "the server tool {}",
-                        def.get("type").unwrap_or(&Value::Null)
-                    ),
-                )),
+                Tool::Native { def, .. } => Err(server_tool(Format::OpenAi, o, def)),
             })
             .collect::<Result<Vec<_>, _>>()?;
         body.insert("tools".into(), Value::Array(tools));
@@ -497,13 +486,8 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     if let Some(u) = &req.user {
         body.insert("user".into(), json!(u));
     }
-    if req.extra.format == Some(Format::OpenAi) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    keep_own_fields(&mut body, req, Format::OpenAi);
+    body_bytes(body)
 }
 
 /// System prompt / tool result content: a plain string when it is only text.

@@ -427,14 +427,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
                     def,
                 } => tools.push(def.clone()),
                 Tool::Native { def, .. } => {
-                    return Err(unsupported(
-                        Format::Responses,
-                        o,
-                        &format!(
-                            "the server tool {}",
-                            def.get("type").unwrap_or(&Value::Null)
-                        ),
-                    ));
+                    return Err(server_tool(Format::Responses, o, def));
                 }
             }
         }
@@ -504,6 +497,5 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
             body.insert(k.clone(), v.clone());
         }
     }
-    serde_json::to_vec(&Value::Object(body))
-        .map_err(|e| ApiError::invalid(format!("cannot encode request: {e}")))
+    body_bytes(body)
 }
