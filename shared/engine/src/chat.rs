@@ -156,7 +156,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
                     let (resp, served) =
-                        self.full_response(format, p, wire_format, fast, ub, &ident, log);
+                        self.full_response(format, &req, p, wire_format, fast, ub, &ident, log);
                     deferred.records.push((bkey, served));
                     return resp;
                 }

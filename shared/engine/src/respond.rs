@@ -7,7 +7,7 @@ use crate::log::{Attempt, LogGuard, Outcome};
 use crate::util::{bytes_response, error_response, json_response};
 use crate::{Body, Gateway, plan};
 use bytes::Bytes;
-use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Operation, Part, Tool};
+use gw_model::{ApiError, ChatRequest, ErrorKind, Format, Operation};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
 use gw_route::Provider;
 use gw_state::StateStore;
@@ -25,6 +25,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     pub(crate) fn full_response(
         &self,
         client: Format,
+        req: &ChatRequest,
         p: &Provider,
         upstream: Format,
         fast: bool,
@@ -67,7 +68,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 r.created.get_or_insert(ident.created);
                 log.usage(r.usage);
                 log.outcome(Outcome::Ok);
-                let out = gw_translate::encode_response(client, &r);
+                let out = gw_translate::encode_response(client, req, &r);
                 (ok(Bytes::from(out)), true)
             }
             Err(e) => bad(e.message, log),
@@ -242,50 +243,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     }
 }
 
-/// An honest estimate (about 4 characters a token, plus fixed costs) for upstreams with no
-/// counting endpoint; never a fake zero.
+/// An honest estimate of `req`'s input tokens (see [`ChatRequest::estimate_input_tokens`]).
 pub fn estimate_tokens(req: &ChatRequest) -> u64 {
-    fn part_chars(p: &Part) -> (usize, u64) {
-        match p {
-            Part::Text { text, .. } | Part::Thinking { text, .. } => (text.len(), 0),
-            Part::ToolUse {
-                name, arguments, ..
-            } => (name.len() + arguments.len(), 0),
-            Part::ToolResult { content, .. } => content
-                .iter()
-                .map(part_chars)
-                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
-            Part::Image { .. } => (0, 1_600),
-            Part::Opaque { block, .. } => (block.to_string().len(), 0),
-            Part::RedactedThinking { data } => (data.len() / 4, 0),
-        }
-    }
-    let mut chars = 0usize;
-    let mut fixed = 3u64;
-    for p in req
-        .system
-        .iter()
-        .chain(req.messages.iter().flat_map(|m| m.content.iter()))
-    {
-        let (c, f) = part_chars(p);
-        chars += c;
-        fixed += f;
-    }
-    fixed += 4 * req.messages.len() as u64;
-    for t in &req.tools {
-        chars += match t {
-            Tool::Function {
-                name,
-                description,
-                parameters,
-                ..
-            } => {
-                name.len()
-                    + description.as_ref().map_or(0, String::len)
-                    + parameters.to_string().len()
-            }
-            Tool::Native { def, .. } => def.to_string().len(),
-        };
-    }
-    (chars as u64).div_ceil(4) + fixed
+    req.estimate_input_tokens()
 }

@@ -5,6 +5,7 @@
 //! carried verbatim so it survives a round trip byte for byte.
 
 mod call;
+mod estimate;
 
 pub use call::{Fault, Framing, Operation, UpstreamError};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,9 @@ pub struct ChatRequest {
     pub stream_json_array: bool,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// Tool namespaces the client declared (Responses `namespace` tools): their functions are in
+    /// `tools` as `{namespace}__{name}`, and calls to them go back to the client split again.
+    pub tool_namespaces: Vec<String>,
     /// Fields this model has no slot for, with the format they came from; passed through only
     /// to an upstream of the same format.
     pub extra: Extra,

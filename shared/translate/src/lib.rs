@@ -53,8 +53,12 @@ pub fn encode_request(
     opts: &EncodeOpts<'_>,
 ) -> Result<Vec<u8>, ApiError> {
     if format != Format::Responses {
-        // What only a stored-response provider can do is refused before it is lost.
+        // What only a stored-response provider can do is refused before it is lost; hosted
+        // tools it merely offers are left out (nobody else can run them).
         responses::check_translatable(req)?;
+        if let Some(r) = responses::without_hosted_offers(req) {
+            return encode_request(format, &r, opts);
+        }
     }
     match format {
         Format::OpenAi => openai::encode_request(req, opts),
@@ -79,14 +83,14 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
 }
 
 /// Encodes a complete response for a client of `format`.
-pub fn encode_response(format: Format, resp: &ChatResponse) -> Vec<u8> {
+pub fn encode_response(format: Format, req: &ChatRequest, resp: &ChatResponse) -> Vec<u8> {
     match format {
         Format::OpenAi => openai::encode_response(resp),
         Format::Anthropic => anthropic::encode_response(resp),
         Format::Gemini => gemini::encode_response(resp),
         Format::Cohere => cohere::encode_response(resp),
         Format::Bedrock => bedrock::encode_response(resp),
-        Format::Responses => responses::encode_response(resp),
+        Format::Responses => responses::encode_response(resp, &req.tool_namespaces),
     }
 }
 
@@ -207,6 +211,12 @@ impl Encoder {
     pub fn for_client(format: Format, req: &ChatRequest) -> Self {
         match format {
             Format::Gemini => Self::Gemini(gemini::Encoder::new(req.stream_json_array)),
+            Format::Responses => Self::Responses(responses::Encoder::with_namespaces(
+                req.tool_namespaces.clone(),
+            )),
+            Format::Anthropic => Self::Anthropic(anthropic::Encoder::with_input_estimate(
+                req.estimate_input_tokens(),
+            )),
             other => Self::new(other, req.include_usage),
         }
     }

@@ -407,7 +407,7 @@ fn per_request_translation() -> Vec<(&'static str, f64)> {
         ("cohere", Format::Cohere),
         ("bedrock", Format::Bedrock),
     ] {
-        let upstream_answer = gw_translate::encode_response(up, &answer);
+        let upstream_answer = gw_translate::encode_response(up, &ChatRequest::default(), &answer);
         let opts = gw_translate::EncodeOpts {
             model: "m",
             provider: name,
@@ -424,7 +424,7 @@ fn per_request_translation() -> Vec<(&'static str, f64)> {
             std::hint::black_box(body);
             let r =
                 gw_translate::decode_response(up, std::hint::black_box(&upstream_answer)).unwrap();
-            std::hint::black_box(gw_translate::encode_response(Format::OpenAi, &r));
+            std::hint::black_box(gw_translate::encode_response(Format::OpenAi, &req, &r));
         }
         out.push((name, t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)));
     }

@@ -174,9 +174,21 @@ pub struct Encoder {
     usage: Usage,
     stop: Option<(StopReason, Option<String>)>,
     ended: bool,
+    /// The gateway's estimate of input tokens, for a `message_start` the upstream sends none for.
+    input_estimate: u64,
 }
 
 impl Encoder {
+    /// An encoder whose `message_start` reports `input_estimate` when the upstream reports its
+    /// input tokens only at the end (OpenAI, Cohere, Bedrock): clients such as Claude Code manage
+    /// their context from that first figure. `message_delta` carries the exact one.
+    pub fn with_input_estimate(input_estimate: u64) -> Self {
+        Self {
+            input_estimate,
+            ..Self::default()
+        }
+    }
+
     fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
         write_sse(out, Some(name), &data.to_string());
     }
@@ -241,6 +253,9 @@ impl Encoder {
                 self.started = true;
                 self.usage = *usage;
                 let mut u = usage_json(usage);
+                if usage.input == 0 && usage.cache_read == 0 && usage.cache_write == 0 {
+                    u["input_tokens"] = json!(self.input_estimate);
+                }
                 u["output_tokens"] = json!(usage.output.max(1));
                 Self::event(
                     out,

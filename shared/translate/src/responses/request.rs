@@ -57,41 +57,9 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         Some(v) => return Err(wrong_type("input", "a string or an array", v)),
     }
     if let Some(Value::Array(tools)) = m.get("tools") {
-        for (i, t) in tools.iter().enumerate() {
-            let path = format!("tools[{i}]");
-            let to = as_obj(t, &path)?;
-            if to.get("type").and_then(Value::as_str) == Some("function") {
-                req.tools.push(Tool::Function {
-                    name: req_str(to, "name", &path)?,
-                    description: opt_str(to, "description", &path)?,
-                    parameters: opt_obj(to, "parameters", &path)?.map_or_else(
-                        || json!({"type": "object", "properties": {}}),
-                        |o| Value::Object(o.clone()),
-                    ),
-                    strict: opt_bool(to, "strict", &path)?,
-                    cache: None,
-                });
-            } else {
-                req.tools.push(Tool::Native {
-                    format: Format::Responses,
-                    def: t.clone(),
-                });
-            }
-        }
+        super::tools::decode_tools(tools, &mut req)?;
     }
-    req.tool_choice = match m.get("tool_choice") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(match s.as_str() {
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            _ => ToolChoice::Auto,
-        }),
-        Some(Value::Object(o)) => match o.get("name").and_then(Value::as_str) {
-            Some(n) => Some(ToolChoice::Named(n.to_owned())),
-            None => Some(ToolChoice::Auto),
-        },
-        Some(v) => return Err(wrong_type("tool_choice", "a string or an object", v)),
-    };
+    super::tools::decode_tool_choice(m.get("tool_choice"), &mut req)?;
     req.parallel_tool_calls = opt_bool(&m, "parallel_tool_calls", "")?;
     req.sampling.max_tokens = opt_u64(&m, "max_output_tokens", "")?;
     req.sampling.temperature = opt_f64(&m, "temperature", "")?;
@@ -191,7 +159,12 @@ fn decode_item(v: &Value, path: &str, req: &mut ChatRequest) -> Result<(), ApiEr
             Role::Assistant,
             Part::ToolUse {
                 id: req_str(o, "call_id", path)?,
-                name: req_str(o, "name", path)?,
+                name: match opt_str(o, "namespace", path)? {
+                    Some(ns) => {
+                        format!("{ns}{}{}", super::tools::NS_SEP, req_str(o, "name", path)?)
+                    }
+                    None => req_str(o, "name", path)?,
+                },
                 arguments: opt_str(o, "arguments", path)?.unwrap_or_default(),
                 cache: None,
             },
@@ -297,6 +270,7 @@ pub fn check_translatable(req: &ChatRequest) -> Result<(), ApiError> {
     if req.extra.format != Some(Format::Responses) {
         return Ok(());
     }
+    super::tools::check_forced_hosted(req)?;
     if req
         .extra
         .fields

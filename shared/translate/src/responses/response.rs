@@ -32,7 +32,7 @@ pub fn usage_json(u: &Usage) -> Value {
 
 /// The output items of a canonical answer (ids derived from the response id, stable across a
 /// stream and the final object).
-pub(crate) fn output_items(r: &ChatResponse) -> Vec<Value> {
+pub(crate) fn output_items(r: &ChatResponse, namespaces: &[String]) -> Vec<Value> {
     let mut out = Vec::new();
     let mut text = String::new();
     let flush = |text: &mut String, out: &mut Vec<Value>| {
@@ -71,6 +71,7 @@ pub(crate) fn output_items(r: &ChatResponse) -> Vec<Value> {
                     name,
                     arguments,
                     "completed",
+                    namespaces,
                 ));
             }
             Part::RedactedThinking { data } => {
@@ -135,9 +136,15 @@ pub(crate) fn call_item(
     name: &str,
     arguments: &str,
     status: &str,
+    namespaces: &[String],
 ) -> Value {
-    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-           "arguments": arguments, "status": status})
+    let (ns, name) = super::tools::split_name(namespaces, name);
+    let mut v = json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
+                       "arguments": arguments, "status": status});
+    if let Some(ns) = ns {
+        v["namespace"] = json!(ns);
+    }
+    v
 }
 
 /// The whole `response` object.
@@ -170,8 +177,8 @@ pub(crate) fn status_for(stop: StopReason) -> &'static str {
     }
 }
 
-/// Encodes a complete response for a Responses client.
-pub fn encode_response(r: &ChatResponse) -> Vec<u8> {
+/// Encodes a complete response for a Responses client whose request declared `namespaces`.
+pub fn encode_response(r: &ChatResponse, namespaces: &[String]) -> Vec<u8> {
     let mut r = r.clone();
     if !r.id.starts_with("resp_") {
         r.id = format!(
@@ -181,7 +188,7 @@ pub fn encode_response(r: &ChatResponse) -> Vec<u8> {
                 .collect::<String>()
         );
     }
-    let output = output_items(&r);
+    let output = output_items(&r, namespaces);
     serde_json::to_vec(&response_object(&r, output, status_for(r.stop_reason))).unwrap_or_default()
 }
 

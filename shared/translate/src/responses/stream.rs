@@ -167,6 +167,8 @@ pub struct Encoder {
     ended: bool,
     stopped: bool,
     done: bool,
+    /// The request's tool namespaces, to split calls to their functions again.
+    namespaces: Vec<String>,
 }
 
 impl Default for Encoder {
@@ -187,11 +189,20 @@ impl Default for Encoder {
             ended: false,
             stopped: false,
             done: false,
+            namespaces: Vec::new(),
         }
     }
 }
 
 impl Encoder {
+    /// An encoder for a client whose request declared the tool `namespaces`.
+    pub fn with_namespaces(namespaces: Vec<String>) -> Self {
+        Self {
+            namespaces,
+            ..Self::default()
+        }
+    }
+
     /// An encoder continuing a stream the upstream started (for an error the gateway appends):
     /// the next sequence number and the response's id, model and time.
     pub fn resume(seq: u64, id: &str, model: &str, created: i64) -> Self {
@@ -275,7 +286,7 @@ impl Encoder {
                     json!({"item_id": id, "output_index": index, "arguments": args}),
                     out,
                 );
-                let item = call_item(&id, &call_id, &name, &args, "completed");
+                let item = call_item(&id, &call_id, &name, &args, "completed", &self.namespaces);
                 self.emit(
                     "response.output_item.done",
                     json!({"output_index": index, "item": item}),
@@ -347,7 +358,8 @@ impl Encoder {
                     }
                     BlockKind::ToolUse { id: call_id, name } => {
                         let id = item_id("fc", &self.response.id, index);
-                        let item = call_item(&id, call_id, name, "", "in_progress");
+                        let item =
+                            call_item(&id, call_id, name, "", "in_progress", &self.namespaces);
                         self.emit(
                             "response.output_item.added",
                             json!({"output_index": index, "item": item}),

@@ -426,6 +426,60 @@ fn anthropic_client_gets_message_start_first_and_cumulative_usage_last() {
 }
 
 #[test]
+fn anthropic_client_gets_an_input_estimate_at_start_and_the_exact_figure_at_the_end() {
+    let (_, f, b) = fixtures()
+        .into_iter()
+        .find(|(n, ..)| n == "openai-text")
+        .unwrap();
+    let req = ChatRequest {
+        system: vec![Part::Text {
+            text: "x".repeat(4000),
+            cache: None,
+        }],
+        stream: true,
+        ..ChatRequest::default()
+    };
+    let estimate = req.estimate_input_tokens();
+    assert!((1000..1100).contains(&estimate), "{estimate}");
+    let mut enc = Encoder::for_client(Format::Anthropic, &req);
+    let mut out = Vec::new();
+    for ev in decode(f, &[&b]) {
+        enc.encode(&ev, &mut out);
+    }
+    let sse = String::from_utf8(out).unwrap();
+    let usage = |event: &str| -> Value {
+        let line = sse.lines().find(|l| l.contains(event)).unwrap();
+        let v: Value = serde_json::from_str(line.trim_start_matches("data: ")).unwrap();
+        v.pointer("/message/usage").unwrap_or(&v["usage"]).clone()
+    };
+    assert_eq!(
+        usage("\"message_start\"")["input_tokens"],
+        estimate,
+        "{sse}"
+    );
+    assert_eq!(
+        usage("\"message_delta\"")["input_tokens"],
+        16,
+        "the upstream's own figure"
+    );
+    // An upstream that reports input at the start (Anthropic) keeps its figure.
+    let (_, f, b) = fixtures()
+        .into_iter()
+        .find(|(n, ..)| n == "anthropic-text")
+        .unwrap();
+    let mut enc = Encoder::for_client(Format::Anthropic, &req);
+    let mut out = Vec::new();
+    for ev in decode(f, &[&b]) {
+        enc.encode(&ev, &mut out);
+    }
+    let sse = String::from_utf8(out).unwrap();
+    assert!(
+        !sse.contains(&format!("\"input_tokens\":{estimate}")),
+        "{sse}"
+    );
+}
+
+#[test]
 fn thinking_signature_survives_anthropic_round_trip_byte_for_byte() {
     let sig = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+/Ab==";
     let up = format!(
@@ -473,5 +527,6 @@ fn to_json(b: Vec<u8>) -> Value {
     serde_json::from_slice(&b).unwrap()
 }
 
+mod agents;
 mod fuzz;
 mod requests;

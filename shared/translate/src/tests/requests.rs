@@ -165,7 +165,7 @@ fn response_format_json_schema_goes_through_a_forced_tool_and_comes_back_as_text
         "content": [{"type": "tool_use", "id": "t", "name": anthropic::JSON_TOOL, "input": {"a": 1}}],
         "usage": {"input_tokens": 3, "output_tokens": 4}});
     let r = decode_response(Format::Anthropic, up.to_string().as_bytes()).unwrap();
-    let o = to_json(encode_response(Format::OpenAi, &r));
+    let o = to_json(encode_response(Format::OpenAi, &ChatRequest::default(), &r));
     assert_eq!(o["choices"][0]["message"]["content"], "{\"a\":1}");
     assert_eq!(o["choices"][0]["finish_reason"], "stop");
 }
@@ -321,7 +321,11 @@ fn responses_translate_both_ways() {
             "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}});
     let r = decode_response(Format::OpenAi, oai.to_string().as_bytes()).unwrap();
-    let a = to_json(encode_response(Format::Anthropic, &r));
+    let a = to_json(encode_response(
+        Format::Anthropic,
+        &ChatRequest::default(),
+        &r,
+    ));
     assert_eq!(a["stop_reason"], "tool_use");
     assert_eq!(
         a["content"][0],
@@ -334,8 +338,16 @@ fn responses_translate_both_ways() {
     );
     assert_eq!(a["usage"]["input_tokens"], 6);
     assert_eq!(a["usage"]["cache_read_input_tokens"], 4);
-    let back = decode_response(Format::Anthropic, &encode_response(Format::Anthropic, &r)).unwrap();
-    let o = to_json(encode_response(Format::OpenAi, &back));
+    let back = decode_response(
+        Format::Anthropic,
+        &encode_response(Format::Anthropic, &ChatRequest::default(), &r),
+    )
+    .unwrap();
+    let o = to_json(encode_response(
+        Format::OpenAi,
+        &ChatRequest::default(),
+        &back,
+    ));
     assert_eq!(
         o["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
         "{\"a\":1}"
