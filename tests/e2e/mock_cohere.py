@@ -284,7 +284,8 @@ def plan(body: dict) -> dict:
             results.insert(0, content_text(m["content"]))
         p["text"] = "tool result: " + "; ".join(results)
     elif last["role"] == "user" and names and body.get("tool_choice") != "NONE":
-        p["tool"] = names[0]
+        if not mu.directed_call(p, user_text, names):
+            p["tool"] = names[0]
     elif last["role"] == "user" and isinstance(last["content"], list) and (imgs := mu.describe_images_openai(last["content"])):
         p["text"] = "images: " + ", ".join(imgs)
     elif (body.get("response_format") or {}).get("type") == "json_object":
@@ -365,7 +366,7 @@ def route(h: Any, method: str, rest: str, body: Any, json_ok: bool) -> None:
     message: dict[str, Any] = {"role": "assistant"}
     if p["tool"]:
         call = {"id": f"{p['tool']}_{suffix}", "type": "function",
-                "function": {"name": p["tool"], "arguments": json.dumps(mu.TOOL_ARGS)}}
+                "function": {"name": p["tool"], "arguments": json.dumps(p.get("args", mu.TOOL_ARGS))}}
         issued.update(tool_call_ids=[call["id"]], tool_plan=tool_plan_for(p["tool"]))
         message.update(tool_plan=issued["tool_plan"], tool_calls=[call])
         if content:
@@ -408,7 +409,7 @@ def route(h: Any, method: str, rest: str, body: Any, json_ok: bool) -> None:
         call = message["tool_calls"][0]
         events.append(ev({"type": "tool-call-start", "index": 0, "delta": {"message": {"tool_calls": {
             "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}}}}))
-        for frag in ('{"', 'location": "', 'Paris"}'):
+        for frag in mu.json_fragments(json.loads(call["function"]["arguments"]), ('{"', 'location": "', 'Paris"}')):
             events.append(ev({"type": "tool-call-delta", "index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": frag}}}}}))
         events.append(ev({"type": "tool-call-end", "index": 0}))
     events.append(ev({"type": "message-end", "delta": {"finish_reason": p["finish"], "usage": u}}))

@@ -609,7 +609,8 @@ def plan(body: dict, history: list[dict]) -> dict:
         p["text"] = "tool result: " + "; ".join(outs)
     elif _item_type(last) == "message" and last.get("role") == "user" and fn_tools and tc != "none" and not (
             isinstance(tc, dict) and tc.get("type") not in ("function", "allowed_tools")):
-        p["tool"] = tc["name"] if isinstance(tc, dict) and tc.get("type") == "function" else fn_tools[0]
+        if not mu.directed_call(p, user_text, fn_tools):
+            p["tool"] = tc["name"] if isinstance(tc, dict) and tc.get("type") == "function" else fn_tools[0]
     elif _item_type(last) == "message" and last.get("role") == "user" and (imgs := describe_images(last.get("content"))):
         p["text"] = "images: " + ", ".join(imgs)
     else:
@@ -643,7 +644,7 @@ def build(body: dict, p: dict, n: int, state: RState) -> tuple[dict, dict]:
     if p["tool"]:
         call_id = "call_" + hashlib.sha256(f"call-{n}".encode()).hexdigest()[:24]
         output.append({"id": hex_id("fc_", n, "fc"), "type": "function_call", "status": "completed",
-                       "arguments": json.dumps(mu.TOOL_ARGS), "call_id": call_id, "name": p["tool"]})
+                       "arguments": json.dumps(p.get("args", mu.TOOL_ARGS)), "call_id": call_id, "name": p["tool"]})
         issued["call_ids"] = [call_id]
     else:
         output.append({"id": hex_id("msg_", n, "msg"), "type": "message", "status": "incomplete" if p["truncated"] else "completed",
@@ -720,7 +721,7 @@ def stream_events(resp: dict, obfuscate: bool) -> list[dict]:
         elif item["type"] == "function_call":
             evs.append({"type": "response.output_item.added", "output_index": oi,
                         "item": dict(item, status="in_progress", arguments="")})
-            for frag in ('{"loca', 'tion": "Pa', 'ris"}'):
+            for frag in mu.json_fragments(json.loads(item["arguments"]), ('{"loca', 'tion": "Pa', 'ris"}')):
                 evs.append(obf({"type": "response.function_call_arguments.delta", "item_id": iid, "output_index": oi, "delta": frag}))
             evs.append({"type": "response.function_call_arguments.done", "item_id": iid, "output_index": oi,
                         "arguments": item["arguments"]})

@@ -90,6 +90,10 @@ ANTHROPIC_USAGE = {"input_tokens": 21, "cache_read_input_tokens": 5, "cache_crea
 OPENAI_USAGE = {"prompt_tokens": 25, "cached_tokens": 5, "completion_tokens": 9}
 REASONING_TOKENS = 4  # extra output tokens when thinking / reasoning is on
 TOOL_ARGS = {"location": "Paris"}
+# `mock-call NAME {"arg": ...}` in the last user text: call the client's own tool NAME (if offered) with
+# those (flat) arguments instead of the first tool with TOOL_ARGS. The agent tests use it to make the real
+# agent run a real tool.
+DIRECTED_CALL = re.compile(r"mock-call (\S+) (\{[^{}]*\})")
 TOOL_PREAMBLE = "Checking the weather."  # Anthropic text block emitted before a tool_use block
 SLOW_SECONDS = 5.0
 DRIP_COUNT = 50
@@ -753,6 +757,24 @@ def describe_images_anthropic(content: Any) -> list[str]:
     return out
 
 
+def json_fragments(args: dict, usual: tuple[str, ...]) -> tuple[str, ...]:
+    """The streamed pieces of a call's arguments: the recorded split for TOOL_ARGS, thirds otherwise."""
+    if args == TOOL_ARGS:
+        return usual
+    s = json.dumps(args)
+    n = len(s)
+    return ("", s[: n // 3], s[n // 3: 2 * n // 3], s[2 * n // 3:])
+
+
+def directed_call(plan: dict, user_text: str, names: list[str]) -> bool:
+    """Applies a `mock-call` directive naming one of `names`; says whether there was one."""
+    m = DIRECTED_CALL.search(user_text or "")
+    if not m or m.group(1) not in names:
+        return False
+    plan["tool"], plan["args"] = m.group(1), json.loads(m.group(2))
+    return True
+
+
 def plan_reply(kind: str, body: dict) -> dict:
     """Decide the answer: {"text", "tool": name|None, "thinking": bool, "stops": [...], "limit": int|None}."""
     msgs = body["messages"]
@@ -771,8 +793,8 @@ def plan_reply(kind: str, body: dict) -> dict:
                 results.insert(0, oa_content_text(m.get("content")))
             plan["text"] = "tool result: " + "; ".join(results)
         elif last.get("role") == "user" and tools and tc != "none":
-            name = tc["function"]["name"] if isinstance(tc, dict) else tools[0]["function"]["name"]
-            plan["tool"] = name
+            if not directed_call(plan, user_text, [t.get("function", {}).get("name") for t in tools]):
+                plan["tool"] = tc["function"]["name"] if isinstance(tc, dict) else tools[0]["function"]["name"]
         elif last.get("role") == "user" and (imgs := describe_images_openai(last.get("content"))):
             plan["text"] = "images: " + ", ".join(imgs)
         else:
@@ -792,7 +814,8 @@ def plan_reply(kind: str, body: dict) -> dict:
         if last.get("role") == "user" and results:
             plan["text"] = "tool result: " + "; ".join(an_content_text(r.get("content")) for r in results)
         elif last.get("role") == "user" and tools and tc.get("type") != "none":
-            plan["tool"] = tc["name"] if tc.get("type") == "tool" else tools[0]["name"]
+            if not directed_call(plan, user_text, [t.get("name") for t in tools]):
+                plan["tool"] = tc["name"] if tc.get("type") == "tool" else tools[0]["name"]
         elif last.get("role") == "user" and (imgs := describe_images_anthropic(content)):
             plan["text"] = "images: " + ", ".join(imgs)
         else:
@@ -1270,7 +1293,8 @@ def plan_gemini(req: dict) -> dict:
         plan["text"] = "tool result: " + "; ".join(gemini_function_output(r.get("response")) for r in responses)
     elif last.get("role") != "model" and decls and mode != "NONE":
         allowed = fcc.get("allowedFunctionNames") or []
-        plan["tool"] = allowed[0] if allowed and mode in ("ANY", "VALIDATED") else decls[0]["name"]
+        if not directed_call(plan, user_text, [d.get("name") for d in decls]):
+            plan["tool"] = allowed[0] if allowed and mode in ("ANY", "VALIDATED") else decls[0]["name"]
     elif last.get("role") != "model" and (imgs := describe_images_gemini(last)):
         plan["text"] = "images: " + ", ".join(imgs)
     elif gc.get("responseMimeType") == "application/json":
@@ -1632,7 +1656,7 @@ class Handler(BaseHTTPRequestHandler):
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
             }
         finish = {"tool": "tool_calls", "end": "stop", "stop_sequence": "stop", "max_tokens": "length"}[plan["stop_reason"]]
-        args = json.dumps(TOOL_ARGS)
+        args = json.dumps(plan.get("args", TOOL_ARGS))
         model = body["model"]
         created = int(time.time())
         extra_headers = {"x-request-id": f"req_mock{n:06d}", "openai-processing-ms": "7"}
@@ -1684,7 +1708,7 @@ class Handler(BaseHTTPRequestHandler):
                 events.append(chunk({"tool_calls": [{"id": tcid, "type": "function", "function": {"name": plan["tool"], "arguments": args}, "index": 0}]}))
             else:
                 events.append(chunk({"tool_calls": [{"index": 0, "id": tcid, "type": "function", "function": {"name": plan["tool"], "arguments": ""}}]}))
-                for frag in ('{"loca', 'tion": "Pa', 'ris"}'):
+                for frag in json_fragments(plan.get("args", TOOL_ARGS), ('{"loca', 'tion": "Pa', 'ris"}')):
                     events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}))
         elif trig == "mock-drip":
             pass
@@ -1794,7 +1818,7 @@ class Handler(BaseHTTPRequestHandler):
             tid = f"toolu_mock{n:06d}"
             issued["tool_use_ids"] = [tid]
             blocks.append({"type": "text", "text": TOOL_PREAMBLE})
-            blocks.append({"type": "tool_use", "id": tid, "name": plan["tool"], "input": dict(TOOL_ARGS)})
+            blocks.append({"type": "tool_use", "id": tid, "name": plan["tool"], "input": dict(plan.get("args", TOOL_ARGS))})
         elif trig != "mock-drip" and plan["text"]:
             blocks.append({"type": "text", "text": plan["text"]})
         self.entry["issued"] = issued
@@ -1870,7 +1894,7 @@ class Handler(BaseHTTPRequestHandler):
                 events.append(ev({"type": "content_block_start", "index": i, "content_block": b}))
             elif b["type"] == "tool_use":
                 events.append(ev({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}}))
-                for frag in ("", '{"location": ', '"Par', 'is"}'):
+                for frag in json_fragments(b["input"], ("", '{"location": ', '"Par', 'is"}')):
                     events.append(ev({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": frag}}))
             events.append(ev({"type": "content_block_stop", "index": i}))
         final_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
@@ -2003,14 +2027,14 @@ class Handler(BaseHTTPRequestHandler):
             issued["thoughts"] = thoughts
         sig = None
         if plan["tool"]:
-            sig = self.state.make_g_signature({"kind": "functionCall", "name": plan["tool"], "args": dict(TOOL_ARGS)})
-            issued["function_calls"] = [{"name": plan["tool"], "args": dict(TOOL_ARGS), "thoughtSignature": sig}]
+            sig = self.state.make_g_signature({"kind": "functionCall", "name": plan["tool"], "args": dict(plan.get("args", TOOL_ARGS))})
+            issued["function_calls"] = [{"name": plan["tool"], "args": dict(plan.get("args", TOOL_ARGS)), "thoughtSignature": sig}]
         elif plan["thinking"]:
             sig = self.state.make_g_signature({"kind": "text"})
             issued["text_signature"] = sig
         self.entry["issued"] = issued
         self.entry["status"] = 200
-        fc_part = {"functionCall": {"name": plan["tool"], "args": dict(TOOL_ARGS)}, "thoughtSignature": sig} if plan["tool"] else None
+        fc_part = {"functionCall": {"name": plan["tool"], "args": dict(plan.get("args", TOOL_ARGS))}, "thoughtSignature": sig} if plan["tool"] else None
 
         def response(parts: list[dict], finish: str | None, usage: dict) -> dict:
             cands = []

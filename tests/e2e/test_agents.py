@@ -8,10 +8,17 @@ and the test reads what reached the upstream.
 - `gpt-4o` (an OpenAI upstream): Claude Code enables mid-conversation system messages, adaptive thinking and
   `output_config.effort` for non-Claude names; they arrive as an in-place system message and `reasoning_effort`.
 
-The Codex CLI (`codex exec`, the Responses API, a custom provider pointed at the gateway): natively to OpenAI,
-and translated to Anthropic with a tool round trip. Translated, Codex needs its multi-agent tools and hosted web
-search off (`--disable multi_agent -c web_search="disabled"`): it declares them as a `namespace` tool and a hosted
-`web_search` tool, which the gateway refuses by name on translated routes.
+- `gemini-2.5-flash` (Gemini) and `us.anthropic.claude-3-7-sonnet-...` (Bedrock), on the matrix gateway: the mock
+  asks for the agent's `Read` tool (a `mock-call` directive in the prompt), the agent reads a file in a scratch
+  directory and its content comes back in the tool result.
+
+The Gemini CLI (`gemini -p`, API-key auth, `GOOGLE_GEMINI_BASE_URL` at the gateway) on a Gemini route (same format),
+and translated to Anthropic and to OpenAI: each time the mock asks for the CLI's `list_directory` on a scratch
+directory and the listing reaches the upstream as the tool result.
+
+The Codex CLI (`codex exec`, the Responses API, a custom provider pointed at the gateway), with no flags: natively
+to OpenAI, and translated to Anthropic with a shell-tool round trip; there its `namespace` tools flatten to
+`{namespace}__{name}` functions (and calls come back namespaced) and its hosted `web_search` offer is left out.
 """
 
 from __future__ import annotations
@@ -21,21 +28,46 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import gwtest as g
 
 CLAUDE = os.environ.get("CLAUDE_BIN", "")
 CODEX = os.environ.get("CODEX_BIN", "")
+GEMINI = os.environ.get("GEMINI_CLI_BIN", "")
+MATRIX = g.HERE / "gateway.matrix.yaml"
 
 
-def claude(gw: g.Gateway, home: Path, model: str, prompt: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """Runs `claude -p prompt`; returns the process and its final `result` event."""
+@pytest.fixture(scope="module")
+def mgw(gateway_factory) -> g.Gateway:
+    """A gateway with every upstream format (Gemini, Bedrock and Cohere besides OpenAI and Anthropic)."""
+    try:
+        gw = gateway_factory.start("agents", config=MATRIX)
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield gw
+    gw.stop()
+
+
+def scratch(tmp_path: Path, tag: str) -> tuple[Path, str]:
+    """A directory holding one file whose name the test looks for in the tool result."""
+    d = tmp_path / "work"
+    d.mkdir(parents=True, exist_ok=True)
+    name = f"marker-{tag}.txt"
+    (d / name).write_text(f"content-of-{tag}\n")
+    return d, name
+
+
+def claude(gw: g.Gateway, home: Path, model: str, prompt: str,
+           cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs `claude -p prompt` (in `cwd`, default `home`); returns the process and its final `result` event."""
     assert CLAUDE and Path(CLAUDE).exists(), "CLAUDE_BIN names no Claude Code binary (tests/run.sh installs it)"
     home.mkdir(parents=True, exist_ok=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_BASE_URL": gw.url, "ANTHROPIC_API_KEY": g.PROXY_KEY,
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_ERROR_REPORTING": "1", "NO_PROXY": "127.0.0.1"}
     p = subprocess.run([CLAUDE, "-p", prompt, "--model", model, "--output-format", "stream-json", "--verbose"],
-                       env=env, cwd=home, capture_output=True, text=True, timeout=120)
+                       env=env, cwd=cwd or home, capture_output=True, text=True, timeout=120)
     events = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     results = [e for e in events if e.get("type") == "result"]
     assert p.returncode == 0 and results, f"exit {p.returncode}: {p.stdout[-1500:]} {p.stderr[-1500:]}"
@@ -71,6 +103,100 @@ def test_claude_code_on_an_openai_route(gateway, mock, tag, tmp_path):
     assert result["result"].startswith("echo:") and result["result"].endswith(f"hello {tag}")
 
 
+def read_prompt(path: Path, tag: str) -> str:
+    return f'mock-call Read {{"file_path": "{path}"}} {tag}'
+
+
+def test_claude_code_on_a_gemini_route_reads_a_file(mgw, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    _, result = claude(mgw, tmp_path / "home", "gemini-2.5-flash", read_prompt(work / marker, tag), cwd=work)
+    first, second = mock.with_nonce(tag)
+    assert first["path"] == second["path"] == "/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    assert first["headers"]["x-goog-api-key"] == g.UPSTREAM_KEYS["gemini"]
+    (call,) = [p["functionCall"] for p in second["body"]["contents"][-2]["parts"] if "functionCall" in p]
+    (resp,) = [p["functionResponse"] for p in second["body"]["contents"][-1]["parts"] if "functionResponse" in p]
+    assert call["name"] == resp["name"] == "Read" and call["args"] == {"file_path": str(work / marker)}
+    assert f"content-of-{tag}" in json.dumps(resp["response"]), "the agent read the file"
+    assert result["result"].startswith("tool result:") and f"content-of-{tag}" in result["result"]
+
+
+def test_claude_code_on_a_bedrock_route_reads_a_file(mgw, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    model = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+    _, result = claude(mgw, tmp_path / "home", model, read_prompt(work / marker, tag), cwd=work)
+    first, second = mock.with_nonce(tag)
+    assert first["path"] == second["path"] == f"/bedrock/model/{model.replace(':', '%3A')}/converse-stream"
+    assert first["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    (use,) = [b["toolUse"] for b in second["body"]["messages"][-2]["content"] if "toolUse" in b]
+    (res,) = [b["toolResult"] for b in second["body"]["messages"][-1]["content"] if "toolResult" in b]
+    assert use["name"] == "Read" and res["toolUseId"] == use["toolUseId"]
+    assert f"content-of-{tag}" in json.dumps(res["content"]), "the agent read the file"
+    assert result["result"].startswith("tool result:") and f"content-of-{tag}" in result["result"]
+
+
+def gemini_cli(gw: g.Gateway, home: Path, model: str, prompt: str, cwd: Path) -> dict:
+    """Runs `gemini -p prompt --output-format json` with API-key auth at the gateway; returns its JSON result."""
+    assert GEMINI and Path(GEMINI).exists(), "GEMINI_CLI_BIN names no Gemini CLI (tests/run.sh installs it)"
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(json.dumps({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False}, "telemetry": {"enabled": False},
+        "general": {"disableAutoUpdate": True, "disableUpdateNag": True}}))
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GEMINI_API_KEY": g.PROXY_KEY,
+           "GOOGLE_GEMINI_BASE_URL": gw.url, "GEMINI_CLI_TRUST_WORKSPACE": "true", "NO_PROXY": "127.0.0.1",
+           "NO_COLOR": "1"}
+    p = subprocess.run([GEMINI, "-p", prompt, "-m", model, "--output-format", "json"], env=env, cwd=cwd,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and "{" in p.stdout, f"exit {p.returncode}: {p.stdout[-1500:]} {p.stderr[-1500:]}"
+    out = json.loads(p.stdout[p.stdout.index("{"):])
+    assert "error" not in out, out
+    return out
+
+
+def list_dir_prompt(work: Path, tag: str) -> str:
+    return f'mock-call list_directory {{"dir_path": "{work}"}} {tag}'
+
+
+def test_gemini_cli_on_a_gemini_route_lists_files(mgw, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    out = gemini_cli(mgw, tmp_path / "home", "gemini-2.5-flash", list_dir_prompt(work, tag), work)
+    first, second = mock.with_nonce(tag)
+    for r in (first, second):
+        assert r["path"] == "/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+        assert r["headers"]["x-goog-api-key"] == g.UPSTREAM_KEYS["gemini"]
+        assert g.PROXY_KEY not in json.dumps(r["headers"]) + json.dumps(r["body"])
+    names = [d["name"] for t in first["body"]["tools"] for d in t.get("functionDeclarations") or []]
+    assert "list_directory" in names and "read_file" in names, "the CLI's own tools pass through"
+    (resp,) = [p["functionResponse"] for p in second["body"]["contents"][-1]["parts"] if "functionResponse" in p]
+    assert resp["name"] == "list_directory" and marker in json.dumps(resp["response"])
+    assert out["response"].startswith("tool result:") and marker in out["response"]
+
+
+def test_gemini_cli_translated_to_anthropic_lists_files(mgw, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    out = gemini_cli(mgw, tmp_path / "home", "claude-sonnet-4-5", list_dir_prompt(work, tag), work)
+    first, second = mock.with_nonce(tag)
+    assert first["path"] == second["path"] == "/anthropic/v1/messages"
+    assert {t["name"] for t in first["body"]["tools"]} >= {"list_directory", "read_file"}
+    (use,) = [b for b in second["body"]["messages"][-2]["content"] if b["type"] == "tool_use"]
+    (res,) = [b for b in second["body"]["messages"][-1]["content"] if b["type"] == "tool_result"]
+    assert use["name"] == "list_directory" and res["tool_use_id"] == use["id"]
+    assert marker in json.dumps(res["content"])
+    assert out["response"].startswith("tool result:") and marker in out["response"]
+
+
+def test_gemini_cli_translated_to_openai_lists_files(mgw, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    out = gemini_cli(mgw, tmp_path / "home", "gpt-4o", list_dir_prompt(work, tag), work)
+    first, second = mock.with_nonce(tag)
+    assert first["path"] == second["path"] == "/openai/v1/chat/completions"
+    (call,) = second["body"]["messages"][-2]["tool_calls"]
+    tool = second["body"]["messages"][-1]
+    assert call["function"]["name"] == "list_directory" and tool["tool_call_id"] == call["id"]
+    assert marker in json.dumps(tool["content"])
+    assert out["response"].startswith("tool result:") and marker in out["response"]
+
+
 def codex(gw: g.Gateway, home: Path, model: str, prompt: str, *extra: str) -> list[dict]:
     """Runs `codex exec --json prompt` with the gateway as a Responses provider; returns its events."""
     assert CODEX and Path(CODEX).exists(), "CODEX_BIN names no Codex CLI binary (tests/run.sh installs it)"
@@ -103,11 +229,30 @@ def test_codex_on_a_native_openai_route(gateway, mock, tag, tmp_path):
 
 
 def test_codex_on_a_translated_anthropic_route_runs_a_tool(gateway, mock, tag, tmp_path):
-    events = codex(gateway, tmp_path / "home", "claude-sonnet-4-5", f"hello {tag}",
-                   "--disable", "multi_agent", "-c", 'web_search="disabled"')
+    """Codex as it comes (no flags): its sub-agent namespace goes upstream as flat functions, its hosted web
+    search is left out, and a call to one of its shell tools round-trips."""
+    events = codex(gateway, tmp_path / "home", "claude-sonnet-4-5", f'mock-call exec_command {{"cmd": "echo hi-{tag}"}}')
     first, second = mock.with_nonce(tag)
     assert first["path"] == second["path"] == "/anthropic/v1/messages"
+    names = [t["name"] for t in first["body"]["tools"]]
+    assert any(n.startswith("multi_agent_v1__") for n in names), names
+    assert "web_search" not in json.dumps(first["body"]["tools"])
     (use,) = [b for b in second["body"]["messages"][1]["content"] if b["type"] == "tool_use"]
     (res,) = [b for b in second["body"]["messages"][2]["content"] if b["type"] == "tool_result"]
-    assert res["tool_use_id"] == use["id"], "Codex ran the mock's call and answered it"
+    assert use["name"] == "exec_command" and res["tool_use_id"] == use["id"], "Codex ran the mock's call"
+    assert f"hi-{tag}" in json.dumps(res["content"]), "the shell command's output came back"
+    assert messages(events)[-1].startswith("tool result:"), events
+
+
+def test_codex_gets_namespaced_calls_back_on_a_translated_route(gateway, mock, tag, tmp_path):
+    """The model calls a namespaced function under its flat name; Codex receives `namespace` + `name` and runs
+    its own sub-agent tool (an unknown name would come back as an unsupported call)."""
+    events = codex(gateway, tmp_path / "home", "claude-sonnet-4-5",
+                   f'mock-call multi_agent_v1__close_agent {{"target": "nobody-{tag}"}}')
+    first, second = mock.with_nonce(tag)
+    (use,) = [b for b in second["body"]["messages"][1]["content"] if b["type"] == "tool_use"]
+    (res,) = [b for b in second["body"]["messages"][2]["content"] if b["type"] == "tool_result"]
+    assert use["name"] == "multi_agent_v1__close_agent" and res["tool_use_id"] == use["id"]
+    # Codex's own close_agent handler answered (it rejects the made-up id by name).
+    assert f"invalid agent id nobody-{tag}" in json.dumps(res["content"]), res
     assert messages(events)[-1].startswith("tool result:"), events

@@ -475,12 +475,39 @@ def test_untranslatable_input_item_refused(gateway, recorder, mock, tag, upstrea
 
 
 @TRANSLATED
-def test_hosted_tool_refused_when_translated(gateway, recorder, mock, tag, upstream):
-    """A hosted OpenAI tool has no counterpart upstream: refused, not silently left out."""
+def test_hosted_tool_offer_left_out_when_translated(gateway, recorder, mock, tag, upstream):
+    """A hosted OpenAI tool the client merely offers (Codex always offers `web_search`) has no counterpart
+    upstream: it is left out and the function tools go; forcing it with `tool_choice` is refused."""
     r = post(gateway, recorder, {"model": g.UPSTREAM_MODEL[upstream], "input": f"Search {tag}",
                                  "tools": [TOOL, {"type": "web_search"}]})
-    assert_refused(r, "web_search")
-    assert mock.with_nonce(tag) == []
+    assert r.status == 200, r.body
+    (up,) = mock.with_nonce(tag)
+    assert "web_search" not in json.dumps(up["body"]) and "get_weather" in json.dumps(up["body"]["tools"])
+    r = post(gateway, recorder, {"model": g.UPSTREAM_MODEL[upstream], "input": f"Search again {tag}",
+                                 "tools": [TOOL, {"type": "web_search"}], "tool_choice": {"type": "web_search"}})
+    assert_refused(r, "tool_choice", "web_search")
+    assert len(mock.with_nonce(tag)) == 1
+
+
+@TRANSLATED
+def test_namespace_tools_flatten_and_calls_come_back_namespaced(gateway, recorder, mock, tag, upstream):
+    """Codex groups tools in a `namespace`: upstream they are `{namespace}__{name}` functions, and the call the
+    model makes comes back to the client with its `namespace` and plain `name`, as OpenAI would send it."""
+    ns = {"type": "namespace", "name": "crm", "description": "Customer records.",
+          "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]}
+    for stream in (False, True):
+        r = post(gateway, recorder, {"model": g.UPSTREAM_MODEL[upstream], "input": f"Find {tag} {stream}",
+                                     "tools": [ns], "stream": stream})
+        assert r.status == 200, r.body
+        up = mock.with_nonce(tag)[-1]
+        assert "crm__lookup" in json.dumps(up["body"]["tools"]) and '"namespace"' not in json.dumps(up["body"])
+        if stream:
+            events = [json.loads(line[6:]) for line in r.body.decode().splitlines() if line.startswith("data: {")]
+            (item,) = [e["item"] for e in events
+                       if e.get("type") == "response.output_item.done" and e["item"]["type"] == "function_call"]
+        else:
+            (item,) = [i for i in r.json()["output"] if i["type"] == "function_call"]
+        assert (item["type"], item.get("namespace"), item["name"]) == ("function_call", "crm", "lookup"), item
 
 
 # ================================================================================================

@@ -111,6 +111,10 @@ def test_anthropic_client_text(gateway, anth, mock, recorder, tag, upstream, str
         if upstream == "anthropic":  # the upstream told the input count up front: message_start must carry it
             assert r.start_usage["input_tokens"] == g.expected_anthropic_usage("anthropic")["input_tokens"]
             assert r.start_usage["cache_read_input_tokens"] == g.expected_anthropic_usage("anthropic")["cache_read_input_tokens"]
+        else:  # OpenAI reports input only at the end: message_start has the gateway's estimate, never 0
+            chars = len(SYSTEM) + len(user)
+            assert chars // 4 < r.start_usage["input_tokens"] <= chars // 4 + 16, r.start_usage
+            assert r.usage["input_tokens"] == g.expected_anthropic_usage(upstream)["input_tokens"], "exact at the end"
 
     req = mock.one(tag)
     assert req["path"] == g.UPSTREAM_PATH[upstream]
