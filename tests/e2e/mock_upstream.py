@@ -781,6 +781,9 @@ def plan_reply(kind: str, body: dict) -> dict:
     last = msgs[-1]
     plan: dict[str, Any] = {"text": "", "tool": None}
     if kind == "openai":
+        # Instructions after the last turn (Claude Code's mid-conversation system messages) do not change whose turn it is.
+        msgs = [m for m in msgs if m.get("role") not in ("system", "developer")] or msgs
+        last = msgs[-1]
         last_user = next((m for m in reversed(msgs) if m.get("role") == "user"), None)
         user_text = oa_content_text(last_user.get("content")) if last_user else ""
         tools = body.get("tools") or []

@@ -6,7 +6,8 @@ and the test reads what reached the upstream.
 - `claude-sonnet-4-5` (an Anthropic upstream, same format): Claude Code's betas and version reach the upstream,
   the proxy key does not; the mock calls one of the agent's own tools, the agent runs it and sends the result back.
 - `gpt-4o` (an OpenAI upstream): Claude Code enables mid-conversation system messages, adaptive thinking and
-  `output_config.effort` for non-Claude names; they arrive as an in-place system message and `reasoning_effort`.
+  `output_config.effort` for non-Claude names; they arrive as an in-place system message and `reasoning_effort`,
+  and a call to the agent's `Read` tool round-trips.
 
 - `gemini-2.5-flash` (Gemini) and `us.anthropic.claude-3-7-sonnet-...` (Bedrock), on the matrix gateway: the mock
   asks for the agent's `Read` tool (a `mock-call` directive in the prompt), the agent reads a file in a scratch
@@ -92,15 +93,20 @@ def test_claude_code_on_an_anthropic_route_runs_a_tool(gateway, mock, tag, tmp_p
     assert result["result"].startswith("tool result:")
 
 
-def test_claude_code_on_an_openai_route(gateway, mock, tag, tmp_path):
-    _, result = claude(gateway, tmp_path / "home", "gpt-4o", f"hello {tag}")
-    (r,) = mock.with_nonce(tag)
-    assert r["path"] == "/openai/v1/chat/completions"
-    body = r["body"]
+def test_claude_code_on_an_openai_route_reads_a_file(gateway, mock, tag, tmp_path):
+    work, marker = scratch(tmp_path, tag)
+    _, result = claude(gateway, tmp_path / "home", "gpt-4o", read_prompt(work / marker, tag), cwd=work)
+    first, second = mock.with_nonce(tag)
+    assert first["path"] == second["path"] == "/openai/v1/chat/completions"
+    body = first["body"]
     roles = [m["role"] for m in body["messages"]]
     assert roles[0] == "system" and "system" in roles[1:], f"a mid-conversation system message stays in place: {roles}"
     assert body["reasoning_effort"] == "high", "output_config.effort"
-    assert result["result"].startswith("echo:") and result["result"].endswith(f"hello {tag}")
+    (call,) = [c for m in second["body"]["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    (tool,) = [m for m in second["body"]["messages"] if m["role"] == "tool"]
+    assert call["function"]["name"] == "Read" and tool["tool_call_id"] == call["id"]
+    assert f"content-of-{tag}" in json.dumps(tool["content"]), "the agent read the file"
+    assert result["result"].startswith("tool result:") and f"content-of-{tag}" in result["result"]
 
 
 def read_prompt(path: Path, tag: str) -> str:

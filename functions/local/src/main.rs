@@ -212,6 +212,7 @@ async fn main() {
         cfg.keys.push(KeySpec {
             name: "generated".into(),
             key,
+            limits: Default::default(),
         });
     }
     let configured: Vec<&str> = cfg

@@ -4,6 +4,7 @@
 
 use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
+use crate::limit::{self, Held, Refusal, Scope};
 use crate::log::{Attempt, LogGuard, Outcome};
 use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
@@ -42,8 +43,42 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 return error_response(format, &e);
             }
         };
+        // Limits: the key's first (it refuses the whole request), then each target's with its
+        // breaker. The token estimate is made only when some limit needs it.
+        let key_spec = log
+            .key()
+            .and_then(|n| cfg.keys.iter().find(|k| k.name == n))
+            .filter(|k| k.limits.is_set());
+        let limited_targets = plan.iter().any(|t| {
+            let p = &cfg.providers[t.provider];
+            p.limits.is_set() || p.model_limits.contains_key(&t.model)
+        });
+        let estimate = if key_spec.is_some() || limited_targets {
+            req.estimate_input_tokens()
+        } else {
+            0
+        };
+        let mut key_held: Vec<Held> = Vec::new();
+        if let Some(k) = key_spec {
+            let scope = Scope {
+                key: format!("lim:k:{}", k.name),
+                path: format!("keys.{}.limits", k.name),
+                limits: &k.limits,
+            };
+            let now_ms = self.inner.clock.now().0 / 1000;
+            let (got, store_error) = limit::reserve(&self.inner, &[scope], estimate, now_ms).await;
+            if let Some(e) = store_error {
+                log.store_error(&e);
+            }
+            match got {
+                Ok(h) => key_held = h,
+                Err(f) => return limited_response(format, &f, log),
+            }
+        }
         let deadline = Timestamp(start.0 + cfg.timeouts.total_ms * 1000);
         let mut last: Option<UpstreamError> = None;
+        let mut limited: Option<Refusal> = None;
+        let mut attempted = false;
         let mut missing: Vec<(String, String)> = Vec::new();
         let mut unsupported: Option<ApiError> = None;
         let mut open_for: Option<u64> = None;
@@ -78,22 +113,53 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     continue;
                 }
             };
-            // Admission: one store round trip; an open breaker skips the target. A store that
-            // fails is logged and ignored: state trouble must never stop traffic.
+            // Admission: one store round trip (the breaker and the target's limits in
+            // parallel); an open breaker or a spent limit skips the target. A store that fails
+            // is logged and ignored: state trouble must never stop traffic.
             let bkey = breaker_key(p);
-            match self
-                .inner
-                .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000)
-                .await
-            {
-                Ok(Reply::Reject { retry_after_ms }) => {
+            let scopes = limit::target_scopes(p, &target.model);
+            let (admit, (reserved, store_error)) = futures_util::future::join(
+                self.inner
+                    .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000),
+                async {
+                    if scopes.is_empty() {
+                        (Ok(Vec::new()), None)
+                    } else {
+                        limit::reserve(&self.inner, &scopes, estimate, now.0 / 1000).await
+                    }
+                },
+            )
+            .await;
+            if let Some(e) = store_error {
+                log.store_error(&e);
+            }
+            let target_held = match (admit, reserved) {
+                (Ok(Reply::Reject { retry_after_ms }), reserved) => {
+                    if let Ok(h) = reserved {
+                        limit::give_back(&self.inner, &h, now.0 / 1000).await;
+                    }
                     log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
                     open_for = Some(open_for.map_or(retry_after_ms, |o| o.min(retry_after_ms)));
                     continue;
                 }
-                Ok(_) => {}
-                Err(e) => log.store_error(&e.to_string()),
-            }
+                (_, Err(f)) => {
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "rate_limited"));
+                    // The soonest any target has room again.
+                    if limited
+                        .as_ref()
+                        .is_none_or(|l| f.retry_after_ms < l.retry_after_ms)
+                    {
+                        limited = Some(f);
+                    }
+                    continue;
+                }
+                (Ok(_), Ok(h)) => h,
+                (Err(e), Ok(h)) => {
+                    log.store_error(&e.to_string());
+                    h
+                }
+            };
+            attempted = true;
             let budget_ms = cfg
                 .timeouts
                 .per_attempt_ms
@@ -139,6 +205,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     let (tx, rx) = futures_channel::oneshot::channel();
                     log.on_done(tx);
                     deferred.stream = Some((bkey, rx));
+                    deferred.streamed.extend(key_held);
+                    deferred.streamed.extend(target_held);
                     return relay::stream_response(
                         Arc::clone(&self.inner),
                         format,
@@ -158,6 +226,13 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     let (resp, served) =
                         self.full_response(format, &req, p, wire_format, fast, ub, &ident, log);
                     deferred.records.push((bkey, served));
+                    let used = log.usage_so_far().map_or(0, |u| u.total());
+                    deferred.settles.extend(
+                        key_held
+                            .iter()
+                            .chain(&target_held)
+                            .map(|h| h.settle(Some(used))),
+                    );
                     return resp;
                 }
                 Attempted::Failed(mut e) => {
@@ -173,7 +248,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     if e.fault.counts_against_target() {
                         deferred.records.push((bkey, false));
                     }
+                    // The request went out (it counts); it used no tokens.
+                    deferred
+                        .settles
+                        .extend(target_held.iter().map(|h| h.settle(Some(0))));
                     if !e.fault.fails_over() {
+                        deferred
+                            .settles
+                            .extend(key_held.iter().map(|h| h.settle(Some(0))));
                         log.route(&p.id, &target.model, fast);
                         log.outcome(Outcome::Error);
                         return error_response(format, &e.error);
@@ -181,6 +263,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     last = Some(e);
                 }
             }
+        }
+        // No answer: the key's reservation is corrected (no tokens; no request either when
+        // nothing went upstream).
+        let give = if attempted { Some(0) } else { None };
+        deferred
+            .settles
+            .extend(key_held.iter().map(|h| h.settle(give)));
+        if last.is_none()
+            && let Some(f) = limited
+        {
+            return limited_response(format, &f, log);
         }
         log.outcome(Outcome::Error);
         if let Some(e) = last {
@@ -228,4 +321,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             .with_code("provider_not_configured"),
         )
     }
+}
+
+/// The gateway's own 429 for a spent limit, in the client's format, with `Retry-After`.
+fn limited_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    format: Format,
+    f: &Refusal,
+    log: &mut LogGuard<H, C, L, S>,
+) -> Response<BodyStream> {
+    log.outcome(Outcome::Limited);
+    let mut r = error_response(format, &f.error());
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from(f.retry_after_secs()));
+    r
 }

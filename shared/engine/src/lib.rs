@@ -12,6 +12,7 @@ mod attempt;
 mod authenticate;
 mod body;
 mod chat;
+mod limit;
 mod log;
 mod plan;
 mod record;

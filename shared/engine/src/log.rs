@@ -92,8 +92,10 @@ pub enum Outcome {
     Ok,
     /// Answered with an error (the upstream's or the gateway's).
     Error,
-    /// The request was refused before any upstream call (bad input, limits, unknown model).
+    /// The request was refused before any upstream call (bad input, unknown model).
     Rejected,
+    /// A configured limit refused it (the gateway's own 429).
+    Limited,
     /// No valid proxy key.
     Unauthenticated,
     /// The client went away first.
@@ -187,7 +189,7 @@ pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     rec: Option<RequestLog>,
     start: Timestamp,
     /// Told whether the upstream served the stream well, when the request is over.
-    done: Option<futures_channel::oneshot::Sender<bool>>,
+    done: Option<futures_channel::oneshot::Sender<(bool, Option<Usage>)>>,
     /// The attempt in flight (provider, model, start): logged as cancelled if the request is
     /// dropped before it settles.
     pending: Option<(String, String, Timestamp)>,
@@ -221,7 +223,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     pub(crate) fn settled(&mut self) {
         self.pending = None;
     }
-    pub(crate) fn on_done(&mut self, tx: futures_channel::oneshot::Sender<bool>) {
+    pub(crate) fn on_done(&mut self, tx: futures_channel::oneshot::Sender<(bool, Option<Usage>)>) {
         self.done = Some(tx);
     }
     pub(crate) fn store_error(&mut self, e: &str) {
@@ -232,6 +234,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
     }
     pub(crate) fn set_status(&mut self, s: u16) {
         self.with(|r| r.status = s);
+    }
+    /// The proxy key's name, once authenticated.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.rec.as_ref().and_then(|r| r.key.as_deref())
+    }
+    /// The usage reported so far.
+    pub(crate) fn usage_so_far(&self) -> Option<Usage> {
+        self.rec.as_ref().and_then(|r| r.usage)
     }
     pub(crate) fn key_name(&mut self, n: &str) {
         self.with(|r| r.key = Some(n.into()));
@@ -284,7 +294,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
     fn drop(&mut self) {
         if let (Some(tx), Some(r)) = (self.done.take(), self.rec.as_ref()) {
             // The upstream did its part unless the stream broke or carried an error.
-            let _ = tx.send(r.outcome.upstream_served());
+            let _ = tx.send((r.outcome.upstream_served(), r.usage));
         }
         if let Some(mut r) = self.rec.take() {
             if let Some((provider, model, started)) = self.pending.take() {

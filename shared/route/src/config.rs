@@ -96,6 +96,9 @@ pub struct KeySpec {
     pub name: String,
     /// The key (usually `${SOME_VAR}`).
     pub key: String,
+    /// Requests and tokens this key may use.
+    #[serde(default)]
+    pub limits: crate::Limits,
 }
 
 /// The validated configuration.
@@ -130,6 +133,18 @@ struct RawConfig {
     routes: serde_yaml::Mapping,
     #[serde(default)]
     breaker: gw_state::BreakerConfig,
+}
+
+const ZERO: &str = "must be at least 1 (leave it out for no limit)";
+
+/// The first limit set to zero, by field name.
+fn check_limits(l: &crate::Limits) -> Result<(), &'static str> {
+    for f in ["rpm", "tpm", "tokens_per_day", "tokens_per_month"] {
+        if l.value(f) == Some(0) {
+            return Err(f);
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -175,6 +190,19 @@ impl Config {
             let p = crate::provider::build(&id, v, raw.server.default_max_tokens, env)
                 .map_err(|(sub, reason)| err(&format!("{path}{sub}"), reason))?;
             providers.push(p);
+        }
+
+        for p in &providers {
+            check_limits(&p.limits)
+                .map_err(|f| err(&format!("providers.{}.limits.{f}", p.id), ZERO.into()))?;
+            for (m, l) in &p.model_limits {
+                check_limits(l).map_err(|f| {
+                    err(
+                        &format!("providers.{}.model_limits.{m}.{f}", p.id),
+                        ZERO.into(),
+                    )
+                })?;
+            }
         }
 
         let mut routes = Vec::new();
@@ -243,12 +271,25 @@ impl Config {
             keys.push(KeySpec {
                 name: "default".into(),
                 key: k,
+                limits: crate::Limits::default(),
             });
         }
         for (i, k) in raw.keys.into_iter().enumerate() {
             if k.name.is_empty() {
                 return Err(err(&format!("keys[{i}].name"), "must not be empty".into()));
             }
+            // Limits and usage are kept per key name: two keys must not share one.
+            if keys.iter().any(|o: &KeySpec| o.name == k.name) {
+                return Err(err(
+                    &format!("keys[{i}].name"),
+                    format!(
+                        "`{}` is used twice (or is `default`, the name of GATEWAY_PROXY_KEY)",
+                        k.name
+                    ),
+                ));
+            }
+            check_limits(&k.limits)
+                .map_err(|f| err(&format!("keys[{i}].limits.{f}"), ZERO.into()))?;
             if !k.key.is_empty() {
                 keys.push(k);
             }

@@ -4,11 +4,13 @@
 
 mod config;
 mod glob;
+mod limits;
 mod provider;
 mod template;
 
 pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
+pub use limits::{Allowance, Limits, Period};
 pub use provider::{AuthSpec, Provider};
 pub use template::UrlTemplate;
 

@@ -78,6 +78,10 @@ struct RawProvider {
     paths: BTreeMap<String, String>,
     #[serde(default)]
     params: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: crate::Limits,
+    #[serde(default)]
+    model_limits: BTreeMap<String, crate::Limits>,
 }
 
 /// One auth scheme, or several: the first whose credential is set is used.
@@ -120,6 +124,10 @@ pub struct Provider {
     paths: BTreeMap<&'static str, UrlTemplate>,
     /// Values for the templates' variables.
     pub params: BTreeMap<String, String>,
+    /// Limits on everything sent with this provider's credential.
+    pub limits: crate::Limits,
+    /// Limits per upstream model.
+    pub model_limits: BTreeMap<String, crate::Limits>,
 }
 
 impl Provider {
@@ -263,6 +271,8 @@ pub(crate) fn build(
         models: rp.models,
         max_tokens_field: rp.max_tokens_field.unwrap_or_else(|| "max_tokens".into()),
         default_max_tokens: rp.default_max_tokens.unwrap_or(default_max_tokens),
+        limits: rp.limits,
+        model_limits: rp.model_limits,
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
     if let Some(url) = overrides

@@ -1,7 +1,7 @@
 //! The conformance suite every [`StateStore`] runs (memory, embedded, DynamoDB, Durable Objects):
 //! same commands, same answers. Returns the first violation as an error message.
 
-use crate::{BreakerConfig, Command, Reply, StateStore};
+use crate::{BreakerConfig, Command, Exhausted, Reply, Reserve, Settle, StateStore};
 use futures_util::future::join_all;
 
 fn cfg() -> BreakerConfig {
@@ -183,6 +183,127 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
     check!(
         matches!(r, Reply::Reject { .. }),
         "10 concurrent failures must all count, got {r:?}"
+    );
+    windows(s, prefix, t0).await
+}
+
+fn reserve(
+    start_ms: u64,
+    requests: u64,
+    tokens: u64,
+    max_requests: u64,
+    max_tokens: u64,
+) -> Command {
+    Command::Reserve(Reserve {
+        start_ms,
+        end_ms: start_ms + 60_000,
+        requests,
+        tokens,
+        max_requests,
+        max_tokens,
+    })
+}
+
+fn settle(start_ms: u64, requests: i64, tokens: i64) -> Command {
+    Command::Settle(Settle {
+        start_ms,
+        end_ms: start_ms + 60_000,
+        requests,
+        tokens,
+    })
+}
+
+/// Request and token windows: limits hold, corrections count, windows roll, and 200 concurrent
+/// reservations against a limit of 50 let exactly 50 through.
+async fn windows<S: StateStore>(s: &S, prefix: &str, t0: u64) -> Result<(), String> {
+    let w0 = t0 - t0 % 60_000;
+    let k = format!("{prefix}:window");
+    for i in 1..=3 {
+        let r = run(s, &k, reserve(w0, 1, 10, 3, 1_000), w0 + i).await?;
+        check!(
+            r == Reply::Reserved {
+                requests: i,
+                tokens: 10 * i
+            },
+            "reservation {i} within the limits, got {r:?}"
+        );
+    }
+    let r = run(s, &k, reserve(w0, 1, 10, 3, 1_000), w0 + 20_000).await?;
+    check!(
+        r == Reply::Limited {
+            which: Exhausted::Requests,
+            retry_after_ms: 40_000
+        },
+        "the 4th request of 3 is refused until the window ends, got {r:?}"
+    );
+    let k = format!("{prefix}:tokens");
+    check!(
+        matches!(
+            run(s, &k, reserve(w0, 1, 60, u64::MAX, 100), w0).await?,
+            Reply::Reserved { .. }
+        ),
+        "60 of 100 tokens"
+    );
+    let r = run(s, &k, reserve(w0, 1, 50, u64::MAX, 100), w0 + 1).await?;
+    check!(
+        matches!(
+            r,
+            Reply::Limited {
+                which: Exhausted::Tokens,
+                ..
+            }
+        ),
+        "60 + 50 > 100 is refused, got {r:?}"
+    );
+    run(s, &k, settle(w0, 0, -30), w0 + 2).await?;
+    let r = run(s, &k, reserve(w0, 1, 50, u64::MAX, 100), w0 + 3).await?;
+    check!(
+        r == Reply::Reserved {
+            requests: 2,
+            tokens: 80
+        },
+        "a settled estimate frees tokens (60 - 30 + 50), got {r:?}"
+    );
+    // The next window starts over; a late correction to the old one does not leak into it.
+    let w1 = w0 + 60_000;
+    check!(
+        run(s, &k, reserve(w1, 1, 90, u64::MAX, 100), w1).await?
+            == Reply::Reserved {
+                requests: 1,
+                tokens: 90
+            },
+        "a new window starts over"
+    );
+    run(s, &k, settle(w0, 0, -80), w1 + 1).await?;
+    let r = run(s, &k, reserve(w1, 1, 20, u64::MAX, 100), w1 + 2).await?;
+    check!(
+        matches!(
+            r,
+            Reply::Limited {
+                which: Exhausted::Tokens,
+                ..
+            }
+        ),
+        "a correction to an old window leaves the new one alone, got {r:?}"
+    );
+
+    let k = format!("{prefix}:rpm-race");
+    let replies =
+        join_all((0..200).map(|_| run(s, &k, reserve(w0, 1, 0, 50, u64::MAX), w0 + 5))).await;
+    let mut admitted = 0;
+    for r in replies {
+        match r? {
+            Reply::Reserved { .. } => admitted += 1,
+            Reply::Limited {
+                which: Exhausted::Requests,
+                ..
+            } => {}
+            other => return Err(format!("unexpected reply {other:?}")),
+        }
+    }
+    check!(
+        admitted == 50,
+        "200 concurrent reservations against 50 requests per minute: {admitted} admitted"
     );
     Ok(())
 }

@@ -5,10 +5,14 @@
 //! seconds, the table's TTL attribute). Breaker commands read consistently, then write only when
 //! the state changes, conditioned on the version read (retried on conflict after a short jittered
 //! pause). `ver` only ever grows, even across expired records and tombstones, so a stale writer's
-//! condition can never match again. Counters use one atomic `UpdateItem ADD` on a per-window key.
+//! condition can never match again. Counters and request/token windows use one atomic
+//! `UpdateItem ADD` on a per-window key (`{key}#{window start}`, attributes `r` and `t`), a
+//! reservation conditioned on staying within its limits: no read, no conflict to retry.
 //! Requests are signed with the clock's time, not the command's `now_ms` (which tests may set).
 
-use crate::{Command, Record, Reply, StateStore, StoreError, apply, is_live};
+use crate::{
+    Command, Exhausted, Record, Reply, Reserve, Settle, StateStore, StoreError, apply, is_live,
+};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_auth::sigv4::{self, Credentials};
@@ -209,6 +213,92 @@ impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
     }
 }
 
+fn num(v: &Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(Value::as_str)
+        .and_then(|n| n.parse::<i64>().ok())
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
+    async fn reserve(&self, key: &str, r: &Reserve, now_ms: u64) -> Result<Reply, StoreError> {
+        let pk = format!("{key}#{}", r.start_ms);
+        let limited = |which| Reply::Limited {
+            which,
+            retry_after_ms: r.end_ms.saturating_sub(now_ms).max(1),
+        };
+        let (Some(rmax), Some(tmax)) = (
+            r.max_requests.checked_sub(r.requests),
+            r.max_tokens.checked_sub(r.tokens),
+        ) else {
+            let which = if r.requests > r.max_requests {
+                Exhausted::Requests
+            } else {
+                Exhausted::Tokens
+            };
+            return Ok(limited(which));
+        };
+        // The totals after adding must stay within the limits: before adding, at most max - n.
+        let mut cond = vec!["(attribute_not_exists(#r) OR #r <= :rmax)"];
+        if r.tokens > 0 {
+            cond.push("(attribute_not_exists(#t) OR #t <= :tmax)");
+        }
+        let mut values = json!({
+            ":r": {"N": r.requests.to_string()}, ":t": {"N": r.tokens.to_string()},
+            ":rmax": {"N": rmax.to_string()}, ":e": {"N": r.end_ms.div_ceil(1000).to_string()},
+        });
+        if r.tokens > 0 {
+            values[":tmax"] = json!({"N": tmax.to_string()});
+        }
+        let body = json!({
+            "TableName": self.table,
+            "Key": {"pk": {"S": pk}},
+            "UpdateExpression": "ADD #r :r, #t :t SET expires_at = :e",
+            "ConditionExpression": cond.join(" AND "),
+            "ExpressionAttributeNames": {"#r": "r", "#t": "t"},
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "UPDATED_NEW",
+        });
+        match self.call("UpdateItem", body).await? {
+            Call::Ok(v) => Ok(Reply::Reserved {
+                requests: num(&v, "/Attributes/r/N"),
+                tokens: num(&v, "/Attributes/t/N"),
+            }),
+            Call::ConditionFailed => {
+                // Refused: which allowance ran out (a read only on this path).
+                let got = self
+                    .call(
+                        "GetItem",
+                        json!({"TableName": self.table, "Key": {"pk": {"S": format!("{key}#{}", r.start_ms)}}, "ConsistentRead": true}),
+                    )
+                    .await?;
+                let requests = match got {
+                    Call::Ok(v) => num(&v, "/Item/r/N"),
+                    Call::ConditionFailed => 0,
+                };
+                Ok(limited(if requests > rmax {
+                    Exhausted::Requests
+                } else {
+                    Exhausted::Tokens
+                }))
+            }
+        }
+    }
+
+    async fn settle(&self, key: &str, st: &Settle) -> Result<Reply, StoreError> {
+        let body = json!({
+            "TableName": self.table,
+            "Key": {"pk": {"S": format!("{key}#{}", st.start_ms)}},
+            "UpdateExpression": "ADD #r :r, #t :t",
+            // A window whose item is gone (TTL) is over: nothing to correct.
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": {"#r": "r", "#t": "t"},
+            "ExpressionAttributeValues": {":r": {"N": st.requests.to_string()}, ":t": {"N": st.tokens.to_string()}},
+        });
+        self.call("UpdateItem", body).await.map(|_| Reply::Done)
+    }
+}
+
 impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
     async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
         match cmd {
@@ -238,6 +328,8 @@ impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
                     )),
                 }
             }
+            Command::Reserve(r) => self.reserve(key, r, now_ms).await,
+            Command::Settle(st) => self.settle(key, st).await,
             _ => self.breaker(key, cmd, now_ms).await,
         }
     }

@@ -9,12 +9,14 @@ mod breaker;
 pub mod conformance;
 pub mod dynamo;
 mod memory;
+mod window;
 
 pub use breaker::{BreakerConfig, BreakerState};
 use gw_ports::{MaybeSend, MaybeSync};
 pub use memory::MemoryStore;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+pub use window::{Exhausted, Reserve, Settle};
 
 /// A store of records that runs [`apply`] atomically per key.
 pub trait StateStore: MaybeSend + MaybeSync + 'static {
@@ -44,6 +46,15 @@ pub struct Record {
 pub enum Value {
     /// A circuit breaker.
     Breaker(BreakerState),
+    /// A window's reserved requests and tokens.
+    Window {
+        /// Window start, unix ms.
+        start_ms: u64,
+        /// Requests taken.
+        requests: u64,
+        /// Tokens taken.
+        tokens: u64,
+    },
     /// A fixed-window counter.
     Counter {
         /// Window start, unix ms.
@@ -66,6 +77,10 @@ pub enum Command {
         /// The upstream worked.
         success: bool,
     },
+    /// Takes requests and tokens from a window if both stay within their limits.
+    Reserve(Reserve),
+    /// Corrects a window after the fact.
+    Settle(Settle),
     /// Adds to a fixed-window counter and returns the window's total.
     Add {
         /// Amount to add.
@@ -90,6 +105,20 @@ pub enum Reply {
     },
     /// Recorded.
     Done,
+    /// Reserved; the window's totals after it.
+    Reserved {
+        /// Requests taken in the window.
+        requests: u64,
+        /// Tokens taken in the window.
+        tokens: u64,
+    },
+    /// Over a limit: nothing was taken.
+    Limited {
+        /// The allowance that ran out.
+        which: Exhausted,
+        /// When the window ends.
+        retry_after_ms: u64,
+    },
     /// The counter's total in the current window.
     Total {
         /// The total.
@@ -111,6 +140,8 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         Command::Record { config, success } => breaker(prev, config, now_ms, version, |b| {
             (b.record(config, *success, now_ms), Reply::Done)
         }),
+        Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
+        Command::Settle(st) => window::settle(prev, st, version),
         Command::Add { amount, window_ms } => {
             let window_start = now_ms - now_ms % window_ms.max(&1);
             let total = match prev.map(|r| &r.value) {

@@ -415,6 +415,7 @@ fn chat(model: &str) -> Request<Bytes> {
 
 mod gemini;
 mod hardening;
+mod limits;
 mod responses;
 mod seam;
 mod state;
