@@ -39,13 +39,19 @@ BEDROCK_PROVIDER = """
 BEDROCK_MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 
 
+KEY_RPM = 3  # on the second proxy key: test_a_key_limit_holds_on_every_runtime
+
+
 @pytest.fixture(scope="session")
 def breaker_config(tmp_path_factory) -> Path:
-    """The test config with the Gemini and Bedrock providers, and a breaker that opens after 2
-    failures and stays open for a minute."""
+    """The test config with the Gemini and Bedrock providers, a breaker that opens after 2 failures and
+    stays open for a minute, and an RPM of KEY_RPM on the second proxy key."""
     text = (g.HERE / "gateway.gemini.yaml").read_text()
     assert text.count("\nroutes:\n") == 1
     text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + "routes:\n")
+    key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
+    assert text.count(key) == 1
+    text = text.replace(key, key + f"    limits: {{rpm: {KEY_RPM}}}\n")
     p = tmp_path_factory.mktemp("cfg-rt") / "gateway.breaker.yaml"
     p.write_text(text + "\nbreaker: {consecutive_failures: 2, cooldown_ms: 60000}\n")
     return p
@@ -300,6 +306,24 @@ def test_breaker_state_is_shared_or_durable(runtime, gateway_factory, dynamodb, 
         finally:
             a.stop()
             b.stop()
+
+
+def test_a_key_limit_holds_on_every_runtime(runtime, mock, tag):
+    """The key's RPM is counted in the runtime's store (embedded file, DynamoDB, Durable Object): the request
+    after the limit gets a 429 naming it, and never reaches the upstream."""
+    left = 60 - time.time() % 60
+    if left < 10:  # the limit counts per clock minute: do not straddle two
+        time.sleep(left + 0.2)
+    statuses = []
+    for i in range(KEY_RPM + 2):
+        r = g.raw_request(runtime.url, "POST", "/v1/chat/completions",
+                          {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"limit {tag} {i}"}]},
+                          headers={"Authorization": f"Bearer {g.SECOND_PROXY_KEY}"}, timeout=60)
+        statuses.append(r.status)
+    assert statuses == [200] * KEY_RPM + [429] * 2, statuses
+    err = g.assert_openai_error(r, 429)
+    assert "keys.e2e-second.limits.rpm" in err["message"], err
+    assert len(mock.with_nonce(f"limit {tag} ")) == KEY_RPM
 
 
 @pytest.mark.parametrize("runtime", ["worker"], indirect=True)

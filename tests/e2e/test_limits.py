@@ -1,0 +1,101 @@
+"""Limits (traffic management): requests and tokens per minute on proxy keys and provider targets, held in the
+state store and exact under concurrency. 200 concurrent requests against a key's RPM of 50 let exactly 50
+through, on the embedded file store, on the memory store, and from two gateway processes sharing one DynamoDB
+Local table; the rest get a 429 in their own API's shape, naming the limit, with `Retry-After`. A target whose
+limit is spent moves traffic to the next target of the route."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import gwtest as g
+
+RPM = 50
+
+
+@pytest.fixture(scope="module")
+def limits_config(tmp_path_factory) -> Path:
+    """gateway.test.yaml with an RPM of 50 on the second proxy key, and of 3 on the groq provider."""
+    text = g.CONFIG_PATH.read_text()
+    key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
+    groq = "    models: [llama-3.3-70b-versatile]\n"
+    assert text.count(key) == 1 and text.count(groq) == 1 and text.count("\nroutes:\n") == 1
+    text = text.replace(key, key + f"    limits: {{rpm: {RPM}}}\n")
+    text = text.replace(groq, groq + "    limits: {rpm: 3}\n")
+    text = text.replace("\nroutes:\n", "\nroutes:\n  groq-then-openai: [groq/llama-3.3-70b-versatile, openai/gpt-4o-mini]\n")
+    p = tmp_path_factory.mktemp("cfg-limits") / "gateway.limits.yaml"
+    p.write_text(text)
+    return p
+
+
+def _room_in_this_minute(seconds: float = 8.0) -> None:
+    """Limits count per clock minute: start a burst where it cannot straddle two."""
+    left = 60 - time.time() % 60
+    if left < seconds:
+        time.sleep(left + 0.2)
+
+
+def _chat(url: str, key: str, model: str, text: str) -> g.Raw:
+    return g.raw_request(url, "POST", "/v1/chat/completions",
+                         {"model": model, "messages": [{"role": "user", "content": text}]},
+                         headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+
+def _burst(urls: list[str], tag: str, n: int = 200) -> list[g.Raw]:
+    _room_in_this_minute()
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        return list(pool.map(lambda i: _chat(urls[i % len(urls)], g.SECOND_PROXY_KEY, "gpt-4o-mini", f"burst {tag} {i}"),
+                             range(n)))
+
+
+def _check_exact(results: list[g.Raw], mock, tag: str) -> None:
+    statuses = [r.status for r in results]
+    assert statuses.count(200) == RPM and statuses.count(429) == len(results) - RPM, \
+        f"exactly {RPM} of {len(results)} pass: {sorted(set(statuses))} {statuses.count(200)}"
+    assert len(mock.with_nonce(f"burst {tag} ")) == RPM, "only admitted requests reach the upstream"
+    refused = next(r for r in results if r.status == 429)
+    err = g.assert_openai_error(refused, 429)
+    assert "keys.e2e-second.limits.rpm" in err["message"] and f"{RPM} requests per minute" in err["message"], err
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+@pytest.mark.parametrize("state", ["file", "memory"])
+def test_exactly_the_rpm_passes_under_200_concurrent_requests(gateway_factory, limits_config, mock, tag, state):
+    args = ("--state", "memory") if state == "memory" else ()
+    gw = gateway_factory.start(f"limits-{state}-{tag}", args, config=limits_config)
+    try:
+        _check_exact(_burst([gw.url], tag), mock, tag)
+        # The default key has no limit: it still works.
+        assert _chat(gw.url, g.PROXY_KEY, "gpt-4o-mini", f"other key {tag}").status == 200
+    finally:
+        gw.stop()
+
+
+def test_two_gateways_on_one_dynamodb_table_share_the_limit(gateway_factory, limits_config, dynamodb, mock, tag):
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb, "AWS_REGION": g.AWS_REGION, "AWS_ACCESS_KEY_ID": g.AWS_ACCESS_KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": g.AWS_SECRETS["AWS_SECRET_ACCESS_KEY"],
+           "AWS_SESSION_TOKEN": g.AWS_SECRETS["AWS_SESSION_TOKEN"]}
+    args = ("--state", f"dynamodb:gw-limits-{tag}")
+    a = gateway_factory.start(f"limits-ddb-a-{tag}", args, env, limits_config)
+    b = gateway_factory.start(f"limits-ddb-b-{tag}", args, env, limits_config)
+    try:
+        _check_exact(_burst([a.url, b.url], tag), mock, tag)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_spent_target_moves_traffic_to_the_next(gateway_factory, limits_config, mock, tag):
+    gw = gateway_factory.start(f"limits-move-{tag}", config=limits_config)
+    try:
+        _room_in_this_minute()
+        for i in range(5):
+            r = _chat(gw.url, g.PROXY_KEY, "groq-then-openai", f"move {tag} {i}")
+            assert r.status == 200, r.body
+        paths = [mock.one(f"move {tag} {i}")["path"] for i in range(5)]
+        assert paths == ["/groq/v1/chat/completions"] * 3 + ["/openai/v1/chat/completions"] * 2, paths
+    finally:
+        gw.stop()
