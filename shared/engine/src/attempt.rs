@@ -91,11 +91,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let raw = util::read_all(&mut body, MAX_ERROR_BODY)
                 .await
                 .unwrap_or_default();
-            let retry_after = parts
-                .headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok());
-            let mut e = wire::upstream_error(format, status.as_u16(), retry_after, &raw);
+            let mut e = wire::upstream_error(format, status.as_u16(), None, &raw);
+            e.retry_after_secs = wire::retry_after_secs(&parts.headers);
             e.error.message = format!(
                 "provider `{}` returned {}: {}",
                 p.id,

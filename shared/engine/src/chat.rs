@@ -10,10 +10,12 @@ use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
 use gw_model::{ApiError, ErrorKind, Format, UpstreamError};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
+use gw_route::PoolStrategy;
 use gw_state::{Command, Reply, StateStore};
 use gw_translate::wire::UrlCall;
 use http::{HeaderMap, HeaderValue, Response};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     #[expect(
@@ -82,16 +84,38 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let mut missing: Vec<(String, String)> = Vec::new();
         let mut unsupported: Option<ApiError> = None;
         let mut open_for: Option<u64> = None;
-        for target in &plan {
+        // Each target once per credential of its provider's pool, the pool's strategy first.
+        let order: Vec<(&gw_route::Target, usize)> = plan
+            .iter()
+            .flat_map(|t| {
+                let p = &cfg.providers[t.provider];
+                let n = p.credentials.len().max(1);
+                let first = match p.pool_strategy {
+                    PoolStrategy::RoundRobin if n > 1 => {
+                        self.inner.next_credential[t.provider].fetch_add(1, Ordering::Relaxed) % n
+                    }
+                    _ => 0,
+                };
+                (0..n).map(move |i| (t, (first + i) % n))
+            })
+            .collect();
+        for (target, cred) in order {
             let p = &cfg.providers[target.provider];
+            let signer = p.signer_at(cred);
+            let pooled = (p.credentials.len() > 1).then(|| p.credentials[cred].var.as_str());
             if let Some(var) = p.missing() {
-                log.attempt(Attempt::skipped(&p.id, &target.model, "not_configured"));
+                log.attempt(
+                    Attempt::skipped(&p.id, &target.model, "not_configured")
+                        .with_credential(pooled),
+                );
                 missing.push((p.id.clone(), var));
                 continue;
             }
             let now = self.inner.clock.now();
             if now >= deadline {
-                log.attempt(Attempt::skipped(&p.id, &target.model, "total_timeout"));
+                log.attempt(
+                    Attempt::skipped(&p.id, &target.model, "total_timeout").with_credential(pooled),
+                );
                 last = Some(gw_translate::wire::transport_error(
                     "total_timeout",
                     ApiError::new(
@@ -108,7 +132,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let (upstream_body, fast) = match plan::upstream_body(format, &body, &req, p, target) {
                 Ok(b) => b,
                 Err(e) => {
-                    log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
+                    log.attempt(
+                        Attempt::skipped(&p.id, &target.model, "unsupported")
+                            .with_credential(pooled),
+                    );
                     unsupported.get_or_insert(e);
                     continue;
                 }
@@ -116,8 +143,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             // Admission: one store round trip (the breaker and the target's limits in
             // parallel); an open breaker or a spent limit skips the target. A store that fails
             // is logged and ignored: state trouble must never stop traffic.
-            let bkey = breaker_key(p);
-            let scopes = limit::target_scopes(p, &target.model);
+            let bkey = breaker_key(p, signer);
+            let scopes = limit::target_scopes(p, signer, &target.model);
             let (admit, (reserved, store_error)) = futures_util::future::join(
                 self.inner
                     .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000),
@@ -138,12 +165,18 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     if let Ok(h) = reserved {
                         limit::give_back(&self.inner, &h, now.0 / 1000).await;
                     }
-                    log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
+                    log.attempt(
+                        Attempt::skipped(&p.id, &target.model, "circuit_open")
+                            .with_credential(pooled),
+                    );
                     open_for = Some(open_for.map_or(retry_after_ms, |o| o.min(retry_after_ms)));
                     continue;
                 }
                 (_, Err(f)) => {
-                    log.attempt(Attempt::skipped(&p.id, &target.model, "rate_limited"));
+                    log.attempt(
+                        Attempt::skipped(&p.id, &target.model, "rate_limited")
+                            .with_credential(pooled),
+                    );
                     // The soonest any target has room again.
                     if limited
                         .as_ref()
@@ -170,6 +203,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let (wire_format, op) = plan::wire_for(format, p);
             let outcome = match plan::upstream_request(
                 p,
+                signer,
                 format,
                 headers,
                 op,
@@ -199,7 +233,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     first,
                     rest,
                 } => {
-                    log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
+                    log.attempt(
+                        Attempt::ok(&p.id, &target.model, status.as_u16(), latency)
+                            .with_credential(pooled),
+                    );
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
                     let (tx, rx) = futures_channel::oneshot::channel();
@@ -220,7 +257,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     );
                 }
                 Attempted::Full { status, body: ub } => {
-                    log.attempt(Attempt::ok(&p.id, &target.model, status.as_u16(), latency));
+                    log.attempt(
+                        Attempt::ok(&p.id, &target.model, status.as_u16(), latency)
+                            .with_credential(pooled),
+                    );
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
                     let (resp, served) =
@@ -237,16 +277,26 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 }
                 Attempted::Failed(mut e) => {
                     e.error = self.inner.scrubbed(e.error);
-                    log.attempt(Attempt::failed(
-                        &p.id,
-                        &target.model,
-                        e.status,
-                        latency,
-                        e.class,
-                        &e.error.message,
-                    ));
+                    log.attempt(
+                        Attempt::failed(
+                            &p.id,
+                            &target.model,
+                            e.status,
+                            latency,
+                            e.class,
+                            &e.error.message,
+                        )
+                        .with_credential(pooled),
+                    );
                     if e.fault.counts_against_target() {
-                        deferred.records.push((bkey, false));
+                        match (e.status, e.retry_after_secs) {
+                            // The upstream said when to come back: this credential cools down
+                            // for exactly that long (at most a day), on every instance.
+                            (Some(429 | 529), Some(secs)) => deferred
+                                .cooldowns
+                                .push((bkey, now.0 / 1000 + secs.min(86_400) * 1000)),
+                            _ => deferred.records.push((bkey, false)),
+                        }
                     }
                     // The request went out (it counts); it used no tokens.
                     deferred

@@ -58,6 +58,8 @@ pub(crate) struct Inner<H, C, L, S> {
     pub(crate) clock: C,
     pub(crate) log: L,
     store: S,
+    /// Per provider: the next credential of its pool to try first (per instance).
+    pub(crate) next_credential: Vec<std::sync::atomic::AtomicUsize>,
 }
 
 impl<H, C: Clock, L, S: StateStore> Inner<H, C, L, S> {
@@ -100,8 +102,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     pub fn new(cfg: Config, http: H, clock: C, log: L, store: S) -> Self {
         let keys = KeySet::new(cfg.keys.iter().map(|k| (k.name.as_str(), k.key.as_str())));
         let scrub = Scrubber::new(cfg.secrets());
+        let next_credential = cfg.providers.iter().map(|_| Default::default()).collect();
         Self {
             inner: Arc::new(Inner {
+                next_credential,
                 cfg,
                 keys,
                 scrub,

@@ -4,6 +4,7 @@
 
 use crate::Inner;
 use futures_util::future::join_all;
+use gw_auth::Signer;
 use gw_model::{ApiError, ErrorKind};
 use gw_ports::{Clock, HttpClient, LogSink};
 use gw_route::{Limits, Provider};
@@ -17,11 +18,11 @@ pub(crate) struct Scope<'a> {
 }
 
 /// The scopes of one target: the provider's credential and the model there.
-pub(crate) fn target_scopes<'a>(p: &'a Provider, model: &str) -> Vec<Scope<'a>> {
+pub(crate) fn target_scopes<'a>(p: &'a Provider, signer: &Signer, model: &str) -> Vec<Scope<'a>> {
     let mut out = Vec::new();
     if p.limits.is_set() {
         out.push(Scope {
-            key: crate::record::breaker_key(p).replacen("breaker:", "lim:p:", 1),
+            key: crate::record::breaker_key(p, signer).replacen("breaker:", "lim:p:", 1),
             path: format!("providers.{}.limits", p.id),
             limits: &p.limits,
         });

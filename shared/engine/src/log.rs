@@ -24,6 +24,9 @@ pub struct Attempt {
     /// The failure, scrubbed of secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The variable of the credential used, when the provider has a pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Client strings longer than this are cut in log lines (a 5 MB model name must not be logged
@@ -53,7 +56,13 @@ impl Attempt {
             latency_ms: round(latency_ms),
             error_class: None,
             error: None,
+            credential: None,
         }
+    }
+    /// Names the pool credential used.
+    pub(crate) fn with_credential(mut self, var: Option<&str>) -> Self {
+        self.credential = var.map(str::to_owned);
+        self
     }
     pub(crate) fn skipped(provider: &str, model: &str, class: &'static str) -> Self {
         Self {
@@ -63,6 +72,7 @@ impl Attempt {
             latency_ms: 0.0,
             error_class: Some(class),
             error: None,
+            credential: None,
         }
     }
     pub(crate) fn failed(
@@ -80,6 +90,7 @@ impl Attempt {
             latency_ms: round(latency_ms),
             error_class: Some(class),
             error: Some(cut(error, MAX_LOGGED_ERROR)),
+            credential: None,
         }
     }
 }

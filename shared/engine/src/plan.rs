@@ -49,6 +49,7 @@ pub(crate) fn upstream_body(
 )]
 pub(crate) async fn upstream_request(
     p: &Provider,
+    signer: &gw_auth::Signer,
     client: Format,
     client_headers: &HeaderMap,
     op: Operation,
@@ -112,7 +113,7 @@ pub(crate) async fn upstream_request(
             }
         }
     }
-    p.signer.sign(&mut req, unix_secs).await.map_err(|e| {
+    signer.sign(&mut req, unix_secs).await.map_err(|e| {
         refused(
             "credential",
             Fault::Credential,

@@ -3,6 +3,7 @@
 
 use crate::Inner;
 use crate::limit::Held;
+use gw_auth::Signer;
 use gw_model::Usage;
 use gw_ports::{BoxFuture, Clock, HttpClient, LogSink};
 use gw_route::Provider;
@@ -21,6 +22,8 @@ pub(crate) struct Deferred {
     /// The streamed attempt: whether the upstream served it well, and its usage, arrive when
     /// the stream ends.
     pub(crate) stream: Option<(String, Verdict)>,
+    /// (breaker key, until unix ms): credentials an upstream asked to wait (`retry-after`).
+    pub(crate) cooldowns: Vec<(String, u64)>,
     /// Limit corrections whose amounts are known.
     pub(crate) settles: Vec<(String, Command)>,
     /// Reservations of the answer being streamed: settled with its usage when it ends.
@@ -29,8 +32,8 @@ pub(crate) struct Deferred {
 
 /// The breaker key of a provider and credential: a different key for the same provider gets its
 /// own breaker, and the credential itself never reaches the store.
-pub(crate) fn breaker_key(p: &Provider) -> String {
-    match p.signer.identity() {
+pub(crate) fn breaker_key(p: &Provider, signer: &Signer) -> String {
+    match signer.identity() {
         Some(s) => format!("breaker:{}:{}", p.id, gw_auth::fingerprint(s)),
         None => format!("breaker:{}", p.id),
     }
@@ -70,6 +73,10 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
         };
         for (key, ok) in d.records {
             record(key, ok).await;
+        }
+        for (key, until_ms) in d.cooldowns {
+            let config = inner.cfg.breaker.clone();
+            settle(key, Command::Cooldown { config, until_ms }).await;
         }
         for (key, cmd) in d.settles {
             settle(key, cmd).await;

@@ -109,6 +109,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 log.pending(&p.id, &t.model, started);
                 let up = plan::upstream_request(
                     p,
+                    &p.signer,
                     format,
                     headers,
                     Operation::CountTokens,

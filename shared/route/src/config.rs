@@ -334,7 +334,8 @@ impl Config {
     pub fn secrets(&self) -> Vec<String> {
         self.providers
             .iter()
-            .flat_map(|p| p.signer.secrets())
+            // `signer` is the first credential (or holds none).
+            .flat_map(|p| p.credentials.iter().flat_map(|c| c.signer.secrets()))
             .chain(self.keys.iter().map(|k| k.key.clone()))
             .collect()
     }

@@ -11,7 +11,7 @@ mod template;
 pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
 pub use limits::{Allowance, Limits, Period};
-pub use provider::{AuthSpec, Provider};
+pub use provider::{AuthSpec, Credential, PoolStrategy, Provider};
 pub use template::UrlTemplate;
 
 /// One place a request can go.

@@ -44,6 +44,23 @@ pub enum AuthSpec {
 }
 
 impl AuthSpec {
+    /// The same scheme reading one variable.
+    fn with_env(&self, var: &str) -> Self {
+        let env = vec![var.to_owned()];
+        match self {
+            Self::Bearer { .. } => Self::Bearer { env },
+            Self::Header { name, .. } => Self::Header {
+                name: name.clone(),
+                env,
+            },
+            Self::Query { name, .. } => Self::Query {
+                name: name.clone(),
+                env,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The variables an operator sets for this scheme, for messages.
     pub fn vars(&self) -> String {
         match self {
@@ -82,6 +99,37 @@ struct RawProvider {
     limits: crate::Limits,
     #[serde(default)]
     model_limits: BTreeMap<String, crate::Limits>,
+    #[serde(default)]
+    pool: Option<RawPool>,
+}
+
+/// More credentials of the provider's auth scheme, each from its own variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    env: Vec<String>,
+    #[serde(default)]
+    strategy: PoolStrategy,
+}
+
+/// Which credential of a pool a request tries first (the others follow, in order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStrategy {
+    /// The next one for each request (per instance), spreading the load.
+    #[default]
+    RoundRobin,
+    /// Always the first that is usable: the others are spares.
+    FillFirst,
+}
+
+/// One credential of a provider: the variable it came from, and what signs with it.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// The environment variable (named in logs; the value never is).
+    pub var: String,
+    /// Signs requests with it.
+    pub signer: Signer,
 }
 
 /// One auth scheme, or several: the first whose credential is set is used.
@@ -124,7 +172,12 @@ pub struct Provider {
     paths: BTreeMap<&'static str, UrlTemplate>,
     /// Values for the templates' variables.
     pub params: BTreeMap<String, String>,
-    /// Limits on everything sent with this provider's credential.
+    /// Every usable credential: the `auth` one first, then the pool's that are set. Each has its
+    /// own breaker, cooldown and limits.
+    pub credentials: Vec<Credential>,
+    /// How requests pick among `credentials`.
+    pub pool_strategy: PoolStrategy,
+    /// Limits on everything sent with one of this provider's credentials.
     pub limits: crate::Limits,
     /// Limits per upstream model.
     pub model_limits: BTreeMap<String, crate::Limits>,
@@ -149,6 +202,11 @@ impl Provider {
                 .clone()
                 .unwrap_or_else(|| self.auth.vars())
         })
+    }
+
+    /// The signer of credential `i` (the main one when out of range, e.g. none configured).
+    pub fn signer_at(&self, i: usize) -> &Signer {
+        self.credentials.get(i).map_or(&self.signer, |c| &c.signer)
     }
 
     /// Whether the provider serves `op` (its format has it, or its config gives a path).
@@ -273,6 +331,8 @@ pub(crate) fn build(
         default_max_tokens: rp.default_max_tokens.unwrap_or(default_max_tokens),
         limits: rp.limits,
         model_limits: rp.model_limits,
+        credentials: Vec::new(),
+        pool_strategy: rp.pool.as_ref().map(|x| x.strategy).unwrap_or_default(),
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
     if let Some(url) = overrides
@@ -309,6 +369,10 @@ pub(crate) fn build(
     match specs.iter().find_map(|a| signer(a, env).map(|s| (a, s))) {
         Some((a, s)) => {
             p.auth = a.clone();
+            p.credentials.push(Credential {
+                var: a.vars(),
+                signer: s.clone(),
+            });
             p.signer = s;
             p.has_credential = true;
         }
@@ -321,6 +385,46 @@ pub(crate) fn build(
                     .map(AuthSpec::vars)
                     .collect::<Vec<_>>()
                     .join(", or "),
+            );
+        }
+    }
+    if let Some(pool) = &rp.pool {
+        let spec = &specs[0];
+        if specs.len() > 1 || matches!(spec, AuthSpec::None | AuthSpec::AwsSigv4 { .. }) {
+            return Err((
+                ".pool".into(),
+                "a pool needs one `auth` scheme of type bearer, header or query".into(),
+            ));
+        }
+        if pool.env.is_empty() {
+            return Err((".pool.env".into(), "an empty list of variables".into()));
+        }
+        for var in &pool.env {
+            let one = spec.with_env(var);
+            if let Some(s) = signer(&one, env) {
+                if p.credentials
+                    .iter()
+                    .any(|c| c.signer.identity() == s.identity())
+                {
+                    continue; // the same key twice is one credential
+                }
+                if !p.has_credential {
+                    p.auth = one.clone();
+                    p.signer = s.clone();
+                    p.has_credential = true;
+                }
+                p.credentials.push(Credential {
+                    var: var.clone(),
+                    signer: s,
+                });
+            }
+        }
+        if !p.has_credential {
+            p.missing_vars = Some(
+                std::iter::once(spec.vars())
+                    .chain(pool.env.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             );
         }
     }

@@ -153,6 +153,20 @@ impl BreakerState {
         }
     }
 
+    /// Open until `until_ms` at least (a later cooldown already running stands). Not a trip: the
+    /// upstream is healthy, only busy, so the cooldown does not grow the next one.
+    pub(crate) fn cool_down(self, until_ms: u64) -> Self {
+        match self {
+            Self::Open { until_ms: u, trips } => Self::Open {
+                until_ms: u.max(until_ms),
+                trips,
+            },
+            Self::Closed { trips, .. } | Self::HalfOpen { trips, .. } => {
+                Self::Open { until_ms, trips }
+            }
+        }
+    }
+
     pub(crate) fn record(self, cfg: &BreakerConfig, success: bool, now: u64) -> Self {
         match self {
             Self::Closed {

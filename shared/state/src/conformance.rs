@@ -184,6 +184,24 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
         matches!(r, Reply::Reject { .. }),
         "10 concurrent failures must all count, got {r:?}"
     );
+    // An upstream's `retry-after` cools a credential down for exactly that long, without a trip.
+    let k = format!("{prefix}:cooldown");
+    let cool = Command::Cooldown {
+        config: cfg(),
+        until_ms: t0 + 3_600_000,
+    };
+    run(s, &k, cool, t0).await?;
+    let r = run(s, &k, Command::Admit(cfg()), t0 + 600_000).await?;
+    check!(
+        r == Reply::Reject {
+            retry_after_ms: 3_000_000
+        },
+        "a cooldown of an hour rejects for what is left of it, got {r:?}"
+    );
+    check!(
+        run(s, &k, Command::Admit(cfg()), t0 + 3_600_000).await? == Reply::Trial,
+        "then one trial"
+    );
     windows(s, prefix, t0).await
 }
 

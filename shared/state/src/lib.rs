@@ -77,6 +77,14 @@ pub enum Command {
         /// The upstream worked.
         success: bool,
     },
+    /// The upstream said when to come back (a 429 or 529 with `retry-after`): the breaker
+    /// rejects until then, whatever it counted.
+    Cooldown {
+        /// Thresholds.
+        config: BreakerConfig,
+        /// Unix ms until which nothing is sent.
+        until_ms: u64,
+    },
     /// Takes requests and tokens from a window if both stay within their limits.
     Reserve(Reserve),
     /// Corrects a window after the fact.
@@ -140,6 +148,9 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         Command::Record { config, success } => breaker(prev, config, now_ms, version, |b| {
             (b.record(config, *success, now_ms), Reply::Done)
         }),
+        Command::Cooldown { config, until_ms } => breaker(prev, config, now_ms, version, |b| {
+            (b.cool_down(*until_ms), Reply::Done)
+        }),
         Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
         Command::Settle(st) => window::settle(prev, st, version),
         Command::Add { amount, window_ms } => {
@@ -193,9 +204,14 @@ fn breaker(
     if prev.is_some_and(|p| matches!(&p.value, Value::Breaker(b) if *b == next)) {
         return (None, reply); // unchanged: admitting to a closed breaker, a late answer, ...
     }
+    // Kept for the retention after the last write, and past the end of a cooldown however long.
+    let mut expires_at_ms = now_ms.saturating_add(cfg.retention_ms());
+    if let BreakerState::Open { until_ms, .. } = &next {
+        expires_at_ms = expires_at_ms.max(until_ms.saturating_add(cfg.retention_ms()));
+    }
     let rec = Record {
         version,
-        expires_at_ms: now_ms + cfg.retention_ms(),
+        expires_at_ms,
         value: Value::Breaker(next),
     };
     (Some(rec), reply)

@@ -373,6 +373,54 @@ pub fn upstream_error(
     }
 }
 
+/// How long an upstream asked the gateway to wait, in seconds (rounded up): `retry-after-ms`,
+/// `retry-after` (seconds), or else OpenAI's and Groq's `x-ratelimit-reset-requests` /
+/// `x-ratelimit-reset-tokens` durations (`1s`, `6m0s`, `20ms`; the longer one, so that nothing is
+/// sent before either resets).
+pub fn retry_after_secs(h: &HeaderMap) -> Option<u64> {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    let ms = get("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .or_else(|| {
+            get("retry-after")
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(|s| s * 1000.0)
+        })
+        .or_else(|| {
+            ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+                .iter()
+                .filter_map(|k| get(k).and_then(duration_ms))
+                .reduce(f64::max)
+        })?;
+    (ms.is_finite() && ms >= 0.0).then(|| (ms / 1000.0).ceil() as u64)
+}
+
+/// A Go-style duration (`1h2m3.5s`, `20ms`) in milliseconds.
+fn duration_ms(v: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = v;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        total += value
+            * match &rest[..unit] {
+                "h" => 3_600_000.0,
+                "m" => 60_000.0,
+                "s" => 1_000.0,
+                "ms" => 1.0,
+                _ => return None,
+            };
+        rest = &rest[unit..];
+    }
+    Some(total)
+}
+
 /// A failure with no upstream answer to decode (connect errors, timeouts, broken or garbage
 /// bodies): the provider's fault.
 pub fn transport_error(class: &'static str, error: ApiError, status: Option<u16>) -> UpstreamError {
@@ -388,6 +436,34 @@ pub fn transport_error(class: &'static str, error: ApiError, status: Option<u16>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_from_each_providers_headers() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            retry_after_secs(&m)
+        };
+        assert_eq!(h(&[("retry-after", "7")]), Some(7));
+        assert_eq!(
+            h(&[("retry-after-ms", "1500"), ("retry-after", "9")]),
+            Some(2)
+        );
+        assert_eq!(
+            h(&[
+                ("x-ratelimit-reset-requests", "1s"),
+                ("x-ratelimit-reset-tokens", "6m0s")
+            ]),
+            Some(360)
+        );
+        assert_eq!(h(&[("x-ratelimit-reset-tokens", "1h2m3.5s")]), Some(3724));
+        assert_eq!(h(&[("x-ratelimit-reset-requests", "20ms")]), Some(1));
+        assert_eq!(h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]), None);
+        assert_eq!(h(&[("x-ratelimit-reset-requests", "soon")]), None);
+        assert_eq!(h(&[]), None);
+    }
 
     #[test]
     fn endpoints_and_client_formats() {

@@ -39,7 +39,13 @@ fn limited_gateway() -> (Gw, Lines) {
         ..FakeHttp::default()
     };
     let lines = Lines::default();
-    let g = Gateway::new(cfg, http, TestClock { fire: false }, lines.clone(), MemoryStore::new());
+    let g = Gateway::new(
+        cfg,
+        http,
+        TestClock { fire: false },
+        lines.clone(),
+        MemoryStore::new(),
+    );
     (g, lines)
 }
 
@@ -71,7 +77,10 @@ fn a_spent_key_gets_a_429_in_its_own_format_naming_the_limit() {
     assert_eq!(e["error"]["type"], "rate_limit_error", "{body}");
     assert_eq!(e["error"]["code"], "rate_limit_exceeded");
     let msg = e["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("`keys.team.limits.rpm` allows 2 requests per minute"), "{msg}");
+    assert!(
+        msg.contains("`keys.team.limits.rpm` allows 2 requests per minute"),
+        "{msg}"
+    );
     assert_eq!(upstream_calls(&g), 2, "a refused request goes nowhere");
     assert_eq!(last_log(&lines)["outcome"], "limited");
     // Another key is not affected; an Anthropic client gets Anthropic's shape.
@@ -84,7 +93,10 @@ fn a_spent_key_gets_a_429_in_its_own_format_naming_the_limit() {
         .insert("authorization", "Bearer team-key-456".parse().unwrap());
     let (status, _, body) = run(&g, r);
     let e: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status.as_u16(), &e["type"], &e["error"]["type"]), (429, &json!("error"), &json!("rate_limit_error")));
+    assert_eq!(
+        (status.as_u16(), &e["type"], &e["error"]["type"]),
+        (429, &json!("error"), &json!("rate_limit_error"))
+    );
 }
 
 #[test]
@@ -103,7 +115,10 @@ fn a_spent_target_moves_the_request_on_and_all_spent_is_a_429() {
     let (status, headers, body) = run(&g, chat("proxy-key-123", "both"));
     assert_eq!(status, 429, "{body}");
     assert!(headers.contains_key("retry-after"));
-    assert!(body.contains("providers.") && body.contains("per minute"), "{body}");
+    assert!(
+        body.contains("providers.") && body.contains("per minute"),
+        "{body}"
+    );
     assert_eq!(upstream_calls(&g), 2);
 }
 

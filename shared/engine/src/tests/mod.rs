@@ -71,8 +71,8 @@ fn post(path: &str, body: Value) -> Request<Bytes> {
         .unwrap()
 }
 
-fn run<S: StateStore>(
-    g: &Gateway<FakeHttp, TestClock, Lines, S>,
+fn run<H: gw_ports::HttpClient, S: StateStore>(
+    g: &Gateway<H, TestClock, Lines, S>,
     req: Request<Bytes>,
 ) -> (StatusCode, HeaderMap, String) {
     block_on(async {
@@ -416,6 +416,7 @@ fn chat(model: &str) -> Request<Bytes> {
 mod gemini;
 mod hardening;
 mod limits;
+mod pools;
 mod responses;
 mod seam;
 mod state;
