@@ -51,6 +51,7 @@ with* one of the trigger names below; the rest of the name is free, e.g. `mock-f
     mock-fail-400      400 invalid_request_error (Gemini: INVALID_ARGUMENT)
     mock-overloaded    Anthropic: 529 overloaded_error; OpenAI: 503; Gemini: 503 UNAVAILABLE
     mock-slow          sleeps 5 s before sending anything, then answers normally
+    mock-lag           sleeps 0.25 s before sending anything (a slower, healthy upstream)
     mock-slow-body     sends the response headers at once, then sleeps 5 s before the body
     mock-stream-error  stream: a few events, then a provider error event (then a clean end)
     mock-stream-cut    stream: a few events, then the connection is closed mid-body
@@ -96,6 +97,7 @@ TOOL_ARGS = {"location": "Paris"}
 DIRECTED_CALL = re.compile(r"mock-call (\S+) (\{[^{}]*\})")
 TOOL_PREAMBLE = "Checking the weather."  # Anthropic text block emitted before a tool_use block
 SLOW_SECONDS = 5.0
+LAG_SECONDS = 0.25  # mock-lag: a slower but healthy upstream (least_latency routing)
 DRIP_COUNT = 50
 DRIP_INTERVAL = 0.2
 ENDLESS_CHUNK = 1024 * 1024  # mock-endless-line: bytes per chunk...
@@ -114,6 +116,7 @@ TRIGGERS = (  # longest first: mock-slow-body must win over mock-slow
     "mock-fail-429",
     "mock-fail-400",
     "mock-slow",
+    "mock-lag",
     "mock-drip",
     "mock-html",
     "mock-gzip",
@@ -1630,6 +1633,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.openai_error(400, "mock-fail-400: Invalid value for 'messages'.", "invalid_request_error", "messages")
         if trig == "mock-overloaded":
             return self.openai_error(503, "The engine is currently overloaded, please try again later.", "server_error")
+        if trig == "mock-lag":
+            time.sleep(LAG_SECONDS)
         if trig == "mock-slow":
             time.sleep(SLOW_SECONDS)
         if trig == "mock-endless-line" and stream:
@@ -1795,6 +1800,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.anthropic_error(400, "invalid_request_error", "mock-fail-400: messages: invalid request")
         if trig == "mock-overloaded":
             return self.anthropic_error(529, "overloaded_error", "Overloaded")
+        if trig == "mock-lag":
+            time.sleep(LAG_SECONDS)
         if trig == "mock-slow":
             time.sleep(SLOW_SECONDS)
         if trig == "mock-endless-line" and stream:
@@ -2014,6 +2021,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.gemini_error(400, "INVALID_ARGUMENT", "mock-fail-400: Request contains an invalid argument.")
         if trig == "mock-overloaded":
             return self.gemini_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if trig == "mock-lag":
+            time.sleep(LAG_SECONDS)
         if trig == "mock-slow":
             time.sleep(SLOW_SECONDS)
         if trig == "mock-endless-line" and stream:

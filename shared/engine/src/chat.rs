@@ -10,7 +10,7 @@ use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
 use gw_model::{ApiError, ErrorKind, Format, UpstreamError};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
-use gw_route::PoolStrategy;
+use gw_route::{PoolStrategy, Strategy};
 use gw_state::{Command, Reply, StateStore};
 use gw_translate::wire::UrlCall;
 use http::{HeaderMap, HeaderValue, Response};
@@ -38,13 +38,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let cfg = &self.inner.cfg;
         log.model(&req.model, req.stream);
-        let plan = match cfg.resolve(&req.model, forced_provider(headers)) {
+        let plan = match cfg.resolve_plan(&req.model, forced_provider(headers)) {
             Ok(p) => p,
             Err(e) => {
                 log.outcome(Outcome::Rejected);
                 return error_response(format, &e);
             }
         };
+        let strategy = plan.strategy;
+        let plan = self.inner.balancer.order(plan);
         // Limits: the key's first (it refuses the whole request), then each target's with its
         // breaker. The token estimate is made only when some limit needs it.
         let key_spec = log
@@ -200,6 +202,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .max(1);
             // Logged as cancelled if the client leaves while the attempt is in flight.
             log.pending(&p.id, &target.model, now);
+            let busy = (strategy == Strategy::LeastBusy).then(|| self.inner.balancer.busy(target));
             let (wire_format, op) = plan::wire_for(format, p);
             let outcome = match plan::upstream_request(
                 p,
@@ -240,6 +243,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
                     let (tx, rx) = futures_channel::oneshot::channel();
+                    if strategy == Strategy::LeastLatency {
+                        self.inner.balancer.answered(target, latency);
+                    }
+                    log.hold(busy);
                     log.on_done(tx);
                     deferred.stream = Some((bkey, rx));
                     deferred.streamed.extend(key_held);
@@ -263,6 +270,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     );
                     log.route(&p.id, &target.model, fast);
                     log.ttfb(self.inner.clock.now().ms_since(start));
+                    if strategy == Strategy::LeastLatency {
+                        self.inner.balancer.answered(target, latency);
+                    }
                     let (resp, served) =
                         self.full_response(format, &req, p, wire_format, fast, ub, &ident, log);
                     deferred.records.push((bkey, served));

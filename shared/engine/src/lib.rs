@@ -10,6 +10,7 @@
 
 mod attempt;
 mod authenticate;
+mod balance;
 mod body;
 mod chat;
 mod limit;
@@ -58,6 +59,8 @@ pub(crate) struct Inner<H, C, L, S> {
     pub(crate) clock: C,
     pub(crate) log: L,
     store: S,
+    /// Target order per route strategy (per instance).
+    pub(crate) balancer: balance::Balancer,
     /// Per provider: the next credential of its pool to try first (per instance).
     pub(crate) next_credential: Vec<std::sync::atomic::AtomicUsize>,
 }
@@ -103,9 +106,11 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let keys = KeySet::new(cfg.keys.iter().map(|k| (k.name.as_str(), k.key.as_str())));
         let scrub = Scrubber::new(cfg.secrets());
         let next_credential = cfg.providers.iter().map(|_| Default::default()).collect();
+        let balancer = balance::Balancer::new(cfg.routes.len(), clock.now().0);
         Self {
             inner: Arc::new(Inner {
                 next_credential,
+                balancer,
                 cfg,
                 keys,
                 scrub,

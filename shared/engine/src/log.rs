@@ -204,9 +204,16 @@ pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     /// The attempt in flight (provider, model, start): logged as cancelled if the request is
     /// dropped before it settles.
     pending: Option<(String, String, Timestamp)>,
+    /// Counts the request in flight to its target (`least_busy`) until the answer is over.
+    busy: Option<crate::balance::BusyGuard>,
 }
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
+    /// Keeps `busy` until the request is over (a stream's end, not its first byte).
+    pub(crate) fn hold(&mut self, busy: Option<crate::balance::BusyGuard>) {
+        self.busy = busy;
+    }
+
     pub(crate) fn new(
         inner: Arc<Inner<H, C, L, S>>,
         mut rec: RequestLog,
@@ -219,6 +226,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             start,
             done: None,
             pending: None,
+            busy: None,
         }
     }
 
@@ -297,6 +305,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             start: self.start,
             done: self.done.take(),
             pending: self.pending.take(),
+            busy: self.busy.take(),
         }
     }
 }

@@ -207,63 +207,7 @@ impl Config {
 
         let mut routes = Vec::new();
         for (k, v) in raw.routes {
-            let pattern = match &k {
-                Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned(),
-            };
-            let path = format!("routes.{pattern}");
-            let items = match v {
-                Value::Sequence(s) => s,
-                Value::String(s) => vec![Value::String(s)],
-                _ => {
-                    return Err(err(
-                        &path,
-                        "expected a list of targets (\"provider/model\" or \"provider\")".into(),
-                    ));
-                }
-            };
-            if items.is_empty() {
-                return Err(err(&path, "a route needs at least one target".into()));
-            }
-            let mut targets = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let tp = format!("{path}[{i}]");
-                let (prov, model) = match item {
-                    Value::String(s) => match s.split_once('/') {
-                        Some((p, m)) => (p.to_owned(), Some(m.to_owned())),
-                        None => (s.clone(), None),
-                    },
-                    Value::Mapping(m) => {
-                        let g = |key: &str| m.get(key).and_then(Value::as_str).map(str::to_owned);
-                        (
-                            g("provider").ok_or_else(|| err(&tp, "missing `provider`".into()))?,
-                            g("model"),
-                        )
-                    }
-                    _ => {
-                        return Err(err(
-                            &tp,
-                            "expected \"provider/model\", \"provider\" or {provider, model}".into(),
-                        ));
-                    }
-                };
-                let idx = providers
-                    .iter()
-                    .position(|p: &Provider| p.id == prov)
-                    .ok_or_else(|| err(&tp, format!("unknown provider `{prov}`")))?;
-                if model.as_deref() == Some("") {
-                    return Err(err(&tp, "empty model name".into()));
-                }
-                targets.push((idx, model));
-            }
-            routes.push(Route {
-                is_glob: pattern.contains(['*', '?']),
-                pattern,
-                targets,
-            });
+            routes.push(crate::routes::parse(k, v, &providers).map_err(|(p, r)| err(&p, r))?);
         }
 
         let mut keys = Vec::new();

@@ -6,12 +6,14 @@ mod config;
 mod glob;
 mod limits;
 mod provider;
+mod routes;
 mod template;
 
 pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
 pub use limits::{Allowance, Limits, Period};
 pub use provider::{AuthSpec, Credential, PoolStrategy, Provider};
+pub use routes::Strategy;
 pub use template::UrlTemplate;
 
 /// One place a request can go.
@@ -23,6 +25,30 @@ pub struct Target {
     pub model: String,
 }
 
+/// Where a request may go: targets in configured order, and how to order them per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The targets, as configured (or as resolved without a route).
+    pub targets: Vec<Target>,
+    /// Their weights (all 1 unless `weighted`).
+    pub weights: Vec<u32>,
+    /// The route's strategy (`Priority` without a route).
+    pub strategy: Strategy,
+    /// The route's index in [`Config::routes`], if a route matched.
+    pub route: Option<usize>,
+}
+
+impl Plan {
+    fn direct(targets: Vec<Target>) -> Self {
+        Self {
+            weights: vec![1; targets.len()],
+            targets,
+            strategy: Strategy::Priority,
+            route: None,
+        }
+    }
+}
+
 impl Config {
     /// The provider with this id.
     pub fn provider_index(&self, id: &str) -> Option<usize> {
@@ -32,6 +58,11 @@ impl Config {
     /// Resolves a requested model (and an optional `X-Provider` header) to an ordered fallback
     /// plan. Order: header, exact route, `provider/model`, a provider's model list, glob routes.
     pub fn resolve(&self, model: &str, forced: Option<&str>) -> Result<Vec<Target>, ApiError> {
+        self.resolve_plan(model, forced).map(|p| p.targets)
+    }
+
+    /// [`Self::resolve`], with the matched route's strategy and weights.
+    pub fn resolve_plan(&self, model: &str, forced: Option<&str>) -> Result<Plan, ApiError> {
         if let Some(p) = forced {
             let idx = self.provider_index(p).ok_or_else(|| {
                 ApiError::invalid(format!(
@@ -48,30 +79,30 @@ impl Config {
                 .and_then(|m| m.strip_prefix('/'))
                 .unwrap_or(model);
             let routed: Vec<Target> = self
-                .route_targets(bare)
+                .route_plan(bare)
                 .into_iter()
-                .flatten()
+                .flat_map(|p| p.targets)
                 .filter(|t| t.provider == idx)
                 .collect();
             if !routed.is_empty() {
-                return Ok(routed);
+                return Ok(Plan::direct(routed));
             }
-            return Ok(vec![Target {
+            return Ok(Plan::direct(vec![Target {
                 provider: idx,
                 model: bare.to_owned(),
-            }]);
+            }]));
         }
-        if let Some(t) = self.exact_route(model) {
-            return Ok(t);
+        if let Some(p) = self.exact_route(model) {
+            return Ok(p);
         }
         if let Some((p, rest)) = model.split_once('/')
             && let Some(idx) = self.provider_index(p)
             && !rest.is_empty()
         {
-            return Ok(vec![Target {
+            return Ok(Plan::direct(vec![Target {
                 provider: idx,
                 model: rest.to_owned(),
-            }]);
+            }]));
         }
         let listed: Vec<Target> = self
             .providers
@@ -84,10 +115,10 @@ impl Config {
             })
             .collect();
         if !listed.is_empty() {
-            return Ok(listed);
+            return Ok(Plan::direct(listed));
         }
-        if let Some(t) = self.glob_route(model) {
-            return Ok(t);
+        if let Some(p) = self.glob_route(model) {
+            return Ok(p);
         }
         Err(ApiError::new(
             ErrorKind::NotFound,
@@ -97,22 +128,22 @@ impl Config {
         .with_code("model_not_found"))
     }
 
-    fn route_targets(&self, model: &str) -> Option<Vec<Target>> {
+    fn route_plan(&self, model: &str) -> Option<Plan> {
         self.exact_route(model).or_else(|| self.glob_route(model))
     }
 
-    fn exact_route(&self, model: &str) -> Option<Vec<Target>> {
+    fn exact_route(&self, model: &str) -> Option<Plan> {
         self.routes
             .iter()
-            .find(|r| !r.is_glob && r.pattern == model)
-            .map(|r| r.expand(model))
+            .position(|r| !r.is_glob && r.pattern == model)
+            .map(|i| self.routes[i].expand(i, model))
     }
 
-    fn glob_route(&self, model: &str) -> Option<Vec<Target>> {
+    fn glob_route(&self, model: &str) -> Option<Plan> {
         self.routes
             .iter()
-            .find(|r| r.is_glob && glob::matches(&r.pattern, model))
-            .map(|r| r.expand(model))
+            .position(|r| r.is_glob && glob::matches(&r.pattern, model))
+            .map(|i| self.routes[i].expand(i, model))
     }
 }
 
@@ -125,17 +156,27 @@ pub struct Route {
     pub is_glob: bool,
     /// Provider index and model (`None`: keep the requested model).
     pub targets: Vec<(usize, Option<String>)>,
+    /// Each target's weight (1 unless the strategy is `weighted`).
+    pub weights: Vec<u32>,
+    /// How targets are ordered per request.
+    pub strategy: Strategy,
 }
 
 impl Route {
-    fn expand(&self, requested: &str) -> Vec<Target> {
-        self.targets
-            .iter()
-            .map(|(p, m)| Target {
-                provider: *p,
-                model: m.clone().unwrap_or_else(|| requested.to_owned()),
-            })
-            .collect()
+    fn expand(&self, index: usize, requested: &str) -> Plan {
+        Plan {
+            targets: self
+                .targets
+                .iter()
+                .map(|(p, m)| Target {
+                    provider: *p,
+                    model: m.clone().unwrap_or_else(|| requested.to_owned()),
+                })
+                .collect(),
+            weights: self.weights.clone(),
+            strategy: self.strategy,
+            route: Some(index),
+        }
     }
 }
 

@@ -309,3 +309,38 @@ fn bedrock_takes_an_api_key_or_sigv4_and_the_aws_endpoint_override() {
         "bedrock"
     );
 }
+
+#[test]
+fn routes_with_a_strategy_and_weights() {
+    let yaml = "
+providers:
+  a: {format: openai, base_url: 'http://a', auth: {type: none}}
+  b: {format: openai, base_url: 'http://b', auth: {type: none}}
+routes:
+  split:
+    strategy: weighted
+    targets: [{provider: a, model: x, weight: 3}, b/y]
+  plain: [a/x, b/y]
+";
+    let c = load(yaml, &[]).unwrap();
+    let p = c.resolve_plan("split", None).unwrap();
+    assert_eq!(
+        (p.strategy, p.weights.clone(), p.route),
+        (Strategy::Weighted, vec![3, 1], Some(0))
+    );
+    assert_eq!(plan(&c, "split", None), vec![pm("a", "x"), pm("b", "y")]);
+    assert_eq!(
+        c.resolve_plan("plain", None).unwrap().strategy,
+        Strategy::Priority
+    );
+    for (bad, path) in [
+        ("strategy: fastest", "routes.split.strategy"),
+        ("strategy: priority", "routes.split.targets[0].weight"),
+        ("strategy: weighted\n    colour: red", "routes.split.colour"),
+    ] {
+        let e = load(&yaml.replace("strategy: weighted", bad), &[]).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    }
+    let e = load(&yaml.replace("weight: 3", "weight: 0"), &[]).unwrap_err();
+    assert_eq!(e.path, "routes.split.targets[0].weight");
+}
