@@ -213,6 +213,7 @@ async fn main() {
             name: "generated".into(),
             key,
             limits: Default::default(),
+            budget: Default::default(),
         });
     }
     let configured: Vec<&str> = cfg

@@ -47,30 +47,48 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let strategy = plan.strategy;
         let plan = self.inner.balancer.order(plan);
-        // Limits: the key's first (it refuses the whole request), then each target's with its
-        // breaker. The token estimate is made only when some limit needs it.
+        // Limits and budgets: the key's first (they refuse the whole request), then each
+        // target's with its breaker. The estimate is made only when something needs it.
         let key_spec = log
             .key()
             .and_then(|n| cfg.keys.iter().find(|k| k.name == n))
-            .filter(|k| k.limits.is_set());
-        let limited_targets = plan.iter().any(|t| {
+            .filter(|k| k.limits.is_set() || k.budget.is_set());
+        let counted_targets = plan.iter().any(|t| {
             let p = &cfg.providers[t.provider];
-            p.limits.is_set() || p.model_limits.contains_key(&t.model)
+            p.limits.is_set() || p.budget.is_set() || p.model_limits.contains_key(&t.model)
         });
-        let estimate = if key_spec.is_some() || limited_targets {
+        let tokens = if key_spec.is_some() || counted_targets {
             req.estimate_input_tokens()
         } else {
             0
         };
+        // The input's cost at a target's price (the key's: at the first target's).
+        let estimate = |model: &str| limit::Amounts {
+            tokens,
+            micros: cfg
+                .prices
+                .get(model)
+                .map_or(0, |p| (tokens as f64 * p.input).round() as u64),
+        };
         let mut key_held: Vec<Held> = Vec::new();
         if let Some(k) = key_spec {
-            let scope = Scope {
-                key: format!("lim:k:{}", k.name),
-                path: format!("keys.{}.limits", k.name),
-                limits: &k.limits,
-            };
+            let mut scopes = Vec::new();
+            if k.limits.is_set() {
+                let path = format!("keys.{}.limits", k.name);
+                scopes.push(Scope::limits(format!("lim:k:{}", k.name), path, &k.limits));
+            }
+            if k.budget.is_set() {
+                let path = format!("keys.{}.budget", k.name);
+                scopes.push(Scope::budget(
+                    format!("spend:k:{}", k.name),
+                    path,
+                    &k.budget,
+                ));
+            }
             let now_ms = self.inner.clock.now().0 / 1000;
-            let (got, store_error) = limit::reserve(&self.inner, &[scope], estimate, now_ms).await;
+            let first = plan.first().map_or("", |t| t.model.as_str());
+            let (got, store_error) =
+                limit::reserve(&self.inner, &scopes, estimate(first), now_ms).await;
             if let Some(e) = store_error {
                 log.store_error(&e);
             }
@@ -154,7 +172,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     if scopes.is_empty() {
                         (Ok(Vec::new()), None)
                     } else {
-                        limit::reserve(&self.inner, &scopes, estimate, now.0 / 1000).await
+                        limit::reserve(&self.inner, &scopes, estimate(&target.model), now.0 / 1000)
+                            .await
                     }
                 },
             )
@@ -251,6 +270,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     deferred.stream = Some((bkey, rx));
                     deferred.streamed.extend(key_held);
                     deferred.streamed.extend(target_held);
+                    deferred.price = cfg.prices.get(&target.model).copied();
+                    log.price(deferred.price);
                     return relay::stream_response(
                         Arc::clone(&self.inner),
                         format,
@@ -276,12 +297,16 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     let (resp, served) =
                         self.full_response(format, &req, p, wire_format, fast, ub, &ident, log);
                     deferred.records.push((bkey, served));
-                    let used = log.usage_so_far().map_or(0, |u| u.total());
+                    let used = limit::Amounts::of(
+                        &log.usage_so_far().unwrap_or_default(),
+                        cfg.prices.get(&target.model),
+                    );
+                    log.price(cfg.prices.get(&target.model).copied());
                     deferred.settles.extend(
                         key_held
-                            .iter()
-                            .chain(&target_held)
-                            .map(|h| h.settle(Some(used))),
+                            .into_iter()
+                            .chain(target_held)
+                            .map(|h| (h, Some(used))),
                     );
                     return resp;
                 }
@@ -309,13 +334,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         }
                     }
                     // The request went out (it counts); it used no tokens.
-                    deferred
-                        .settles
-                        .extend(target_held.iter().map(|h| h.settle(Some(0))));
+                    deferred.settles.extend(
+                        target_held
+                            .into_iter()
+                            .map(|h| (h, Some(limit::Amounts::default()))),
+                    );
                     if !e.fault.fails_over() {
-                        deferred
-                            .settles
-                            .extend(key_held.iter().map(|h| h.settle(Some(0))));
+                        deferred.settles.extend(
+                            key_held
+                                .into_iter()
+                                .map(|h| (h, Some(limit::Amounts::default()))),
+                        );
                         log.route(&p.id, &target.model, fast);
                         log.outcome(Outcome::Error);
                         return error_response(format, &e.error);
@@ -326,10 +355,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
         // No answer: the key's reservation is corrected (no tokens; no request either when
         // nothing went upstream).
-        let give = if attempted { Some(0) } else { None };
+        let give = attempted.then(limit::Amounts::default);
         deferred
             .settles
-            .extend(key_held.iter().map(|h| h.settle(give)));
+            .extend(key_held.into_iter().map(|h| (h, give)));
         if last.is_none()
             && let Some(f) = limited
         {

@@ -8,6 +8,7 @@
 //! tokio, Lambda and Workers alike; it never matches on a wire format (`gw_translate::wire`
 //! answers every format question).
 
+mod alert;
 mod attempt;
 mod authenticate;
 mod balance;

@@ -1,40 +1,120 @@
-//! Limits before the upstream call: one reservation per scope (a proxy key, a provider's
-//! credential, one of its models) and window, taken atomically in the store, all scopes in
-//! parallel; settled with the real token count after the answer, or given back.
+//! Limits and budgets before the upstream call: one reservation per scope (a proxy key, a
+//! provider's credential, one of its models) and window, taken atomically in the store, all
+//! scopes in parallel; settled with the real tokens and cost after the answer, or given back.
 
 use crate::Inner;
 use futures_util::future::join_all;
 use gw_auth::Signer;
-use gw_model::{ApiError, ErrorKind};
+use gw_model::{ApiError, ErrorKind, Usage};
 use gw_ports::{Clock, HttpClient, LogSink};
-use gw_route::{Limits, Provider};
+use gw_route::{Budget, Limits, Period, Provider};
 use gw_state::{Command, Exhausted, Reply, Reserve, Settle, StateStore};
 
-/// A scope with limits: its store key prefix and its config path (for messages).
-pub(crate) struct Scope<'a> {
-    pub(crate) key: String,
-    pub(crate) path: String,
-    pub(crate) limits: &'a Limits,
+/// What a window counts besides requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// Tokens (limits).
+    Tokens,
+    /// Micro-USD (budgets).
+    Micros,
 }
 
-/// The scopes of one target: the provider's credential and the model there.
-pub(crate) fn target_scopes<'a>(p: &'a Provider, signer: &Signer, model: &str) -> Vec<Scope<'a>> {
+/// One window of a scope: its period, its caps and the config fields that set them.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    period: Period,
+    max_requests: u64,
+    max_units: u64,
+    requests_field: &'static str,
+    units_field: &'static str,
+}
+
+/// A scope with limits or a budget: its store key prefix, its config path and its windows.
+pub(crate) struct Scope {
+    pub(crate) key: String,
+    pub(crate) path: String,
+    pub(crate) unit: Unit,
+    pub(crate) windows: Vec<Window>,
+}
+
+impl Scope {
+    pub(crate) fn limits(key: String, path: String, l: &Limits) -> Self {
+        let windows = l
+            .allowances()
+            .map(|(period, max_requests, max_units)| Window {
+                period,
+                max_requests,
+                max_units,
+                requests_field: Limits::field(period, true),
+                units_field: Limits::field(period, false),
+            })
+            .collect();
+        Self {
+            key,
+            path,
+            unit: Unit::Tokens,
+            windows,
+        }
+    }
+
+    pub(crate) fn budget(key: String, path: String, b: &Budget) -> Self {
+        let windows = b
+            .caps()
+            .map(|(period, cap, field)| Window {
+                period,
+                max_requests: u64::MAX,
+                max_units: cap,
+                requests_field: field,
+                units_field: field,
+            })
+            .collect();
+        Self {
+            key,
+            path,
+            unit: Unit::Micros,
+            windows,
+        }
+    }
+}
+
+/// The scopes of one target: the provider's credential and the model there, and the
+/// provider's budget (all its credentials together).
+pub(crate) fn target_scopes(p: &Provider, signer: &Signer, model: &str) -> Vec<Scope> {
     let mut out = Vec::new();
     if p.limits.is_set() {
-        out.push(Scope {
-            key: crate::record::breaker_key(p, signer).replacen("breaker:", "lim:p:", 1),
-            path: format!("providers.{}.limits", p.id),
-            limits: &p.limits,
-        });
+        let key = crate::record::breaker_key(p, signer).replacen("breaker:", "lim:p:", 1);
+        out.push(Scope::limits(
+            key,
+            format!("providers.{}.limits", p.id),
+            &p.limits,
+        ));
     }
     if let Some(l) = p.model_limits.get(model).filter(|l| l.is_set()) {
-        out.push(Scope {
-            key: format!("lim:m:{}:{model}", p.id),
-            path: format!("providers.{}.model_limits.{model}", p.id),
-            limits: l,
-        });
+        let path = format!("providers.{}.model_limits.{model}", p.id);
+        out.push(Scope::limits(format!("lim:m:{}:{model}", p.id), path, l));
+    }
+    if p.budget.is_set() {
+        let path = format!("providers.{}.budget", p.id);
+        out.push(Scope::budget(format!("spend:p:{}", p.id), path, &p.budget));
     }
     out
+}
+
+/// Tokens and cost of one request (estimated before, real after).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Amounts {
+    pub(crate) tokens: u64,
+    pub(crate) micros: u64,
+}
+
+impl Amounts {
+    /// What `usage` amounts to at `price` (no price: no cost).
+    pub(crate) fn of(usage: &Usage, price: Option<&gw_route::Price>) -> Self {
+        Self {
+            tokens: usage.total(),
+            micros: price.map_or(0, |p| p.micros(usage)),
+        }
+    }
 }
 
 /// One reservation taken, to settle later.
@@ -44,48 +124,83 @@ pub(crate) struct Held {
     start_ms: u64,
     end_ms: u64,
     requests: u64,
-    tokens: u64,
+    amount: u64,
+    unit: Unit,
+    /// The cap, and its config name, for budget alerts.
+    pub(crate) cap: u64,
+    pub(crate) name: String,
 }
 
 impl Held {
-    /// The tokens reserved.
-    pub(crate) fn tokens(&self) -> u64 {
-        self.tokens
+    fn pick(&self, a: Amounts) -> u64 {
+        match self.unit {
+            Unit::Tokens => a.tokens,
+            Unit::Micros => a.micros,
+        }
     }
 
-    /// The correction once `used` tokens are known (`None`: give the request back too).
-    pub(crate) fn settle(&self, used: Option<u64>) -> (String, Command) {
-        let diff = |a: u64, b: u64| {
-            i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX)
-        };
-        let (requests, tokens) = match used {
-            Some(u) => (0, diff(u, self.tokens)),
-            None => (
-                -i64::try_from(self.requests).unwrap_or(0),
-                -i64::try_from(self.tokens).unwrap_or(0),
-            ),
+    /// Its store key.
+    pub(crate) fn store_key(&self) -> &str {
+        &self.key
+    }
+
+    /// Its window, unix ms.
+    pub(crate) fn window(&self) -> (u64, u64) {
+        (self.start_ms, self.end_ms)
+    }
+
+    /// Whether this is a budget (its total is checked against alert thresholds).
+    pub(crate) fn is_budget(&self) -> bool {
+        self.unit == Unit::Micros
+    }
+
+    /// What it counts for `used`, when known.
+    pub(crate) fn used(&self, used: Amounts) -> u64 {
+        self.pick(used)
+    }
+
+    /// The correction once the real amounts are known (`None`: give the request back too).
+    pub(crate) fn settle(&self, used: Option<Amounts>) -> (String, Command) {
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (requests, delta) = match used {
+            Some(u) => (0, signed(self.pick(u)) - signed(self.amount)),
+            None => (-signed(self.requests), -signed(self.amount)),
         };
         let cmd = Command::Settle(Settle {
             start_ms: self.start_ms,
             end_ms: self.end_ms,
             requests,
-            tokens,
+            tokens: delta,
         });
         (self.key.clone(), cmd)
     }
+
+    /// The reservation itself, when nothing more is known (a stream cut short): the estimate stands.
+    pub(crate) fn estimate(&self) -> Amounts {
+        Amounts {
+            tokens: self.amount,
+            micros: self.amount,
+        }
+    }
 }
 
-/// A limit that refused: which, and until when.
+/// A limit or budget that refused: which, and until when.
 #[derive(Debug, Clone)]
 pub(crate) struct Refusal {
     pub(crate) message: String,
     pub(crate) retry_after_ms: u64,
+    pub(crate) budget: bool,
 }
 
 impl Refusal {
     /// The client's 429: names the limit, and says when to come back.
     pub(crate) fn error(&self) -> ApiError {
-        ApiError::new(ErrorKind::RateLimit, self.message.clone()).with_code("rate_limit_exceeded")
+        let code = if self.budget {
+            "budget_exceeded"
+        } else {
+            "rate_limit_exceeded"
+        };
+        ApiError::new(ErrorKind::RateLimit, self.message.clone()).with_code(code)
     }
 
     pub(crate) fn retry_after_secs(&self) -> u64 {
@@ -93,29 +208,73 @@ impl Refusal {
     }
 }
 
-/// Reserves `estimate` tokens and one request in every window of every scope. All or nothing:
-/// after a refusal, what was taken is given back. A store that fails is reported and let through
-/// (like the breaker: state trouble must not stop traffic).
+fn usd(micros: u64) -> String {
+    format!("${:.2}", micros as f64 / 1e6)
+}
+
+fn refusal(
+    scope: &Scope,
+    w: &Window,
+    r: &Reserve,
+    which: Exhausted,
+    retry_after_ms: u64,
+) -> Refusal {
+    let per = w.period.name();
+    let wait = retry_after_ms.div_ceil(1000).max(1);
+    let message = match (scope.unit, which) {
+        (Unit::Micros, _) => format!(
+            "budget `{}.{}` ({} per {per}) is spent; it renews in {wait} s",
+            scope.path,
+            w.units_field,
+            usd(w.max_units)
+        ),
+        (Unit::Tokens, Exhausted::Tokens) if r.tokens > r.max_tokens => format!(
+            "this request (about {} tokens) is larger than the limit `{}.{}` ({} tokens per {per})",
+            r.tokens, scope.path, w.units_field, w.max_units
+        ),
+        (Unit::Tokens, Exhausted::Tokens) => format!(
+            "rate limit reached: `{}.{}` allows {} tokens per {per}; retry in {wait} s",
+            scope.path, w.units_field, w.max_units
+        ),
+        (Unit::Tokens, Exhausted::Requests) => format!(
+            "rate limit reached: `{}.{}` allows {} requests per {per}; retry in {wait} s",
+            scope.path, w.requests_field, w.max_requests
+        ),
+    };
+    Refusal {
+        message,
+        retry_after_ms,
+        budget: scope.unit == Unit::Micros,
+    }
+}
+
+/// Reserves one request and `estimate` in every window of every scope. All or nothing: after a
+/// refusal, what was taken is given back. A store that fails is reported and let through (like
+/// the breaker: state trouble must not stop traffic).
 pub(crate) async fn reserve<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     inner: &Inner<H, C, L, S>,
-    scopes: &[Scope<'_>],
-    estimate: u64,
+    scopes: &[Scope],
+    estimate: Amounts,
     now_ms: u64,
 ) -> (Result<Vec<Held>, Refusal>, Option<String>) {
     let mut wanted = Vec::new();
     for s in scopes {
-        for (period, max_requests, max_tokens) in s.limits.allowances() {
-            let (start_ms, end_ms) = period.window(now_ms);
+        for w in &s.windows {
+            let (start_ms, end_ms) = w.period.window(now_ms);
+            let (requests, amount) = match s.unit {
+                Unit::Tokens => (1, estimate.tokens),
+                Unit::Micros => (0, estimate.micros),
+            };
             let r = Reserve {
                 start_ms,
                 end_ms,
-                requests: 1,
-                tokens: estimate,
-                max_requests,
-                max_tokens,
+                requests,
+                tokens: amount,
+                max_requests: w.max_requests,
+                max_tokens: w.max_units,
             };
-            let key = format!("{}:{}", s.key, period.name());
-            wanted.push((s, period, key, r, Command::Reserve(r)));
+            let key = format!("{}:{}", s.key, w.period.name());
+            wanted.push((s, w, key, r, Command::Reserve(r)));
         }
     }
     let replies = join_all(
@@ -125,46 +284,20 @@ pub(crate) async fn reserve<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     )
     .await;
     let mut held = Vec::new();
-    let mut refusal: Option<Refusal> = None;
+    let mut refused: Option<Refusal> = None;
     let mut store_error = None;
-    for ((scope, period, key, r, _), reply) in wanted.iter().zip(replies) {
+    for ((scope, w, key, r, _), reply) in wanted.iter().zip(replies) {
         match reply {
             Ok(Reply::Limited {
                 which,
                 retry_after_ms,
             }) => {
-                let field = Limits::field(*period, which == Exhausted::Requests);
-                let value = scope.limits.value(field).unwrap_or(0);
-                let unit = if which == Exhausted::Requests {
-                    "requests"
-                } else {
-                    "tokens"
-                };
-                let alone = which == Exhausted::Tokens && r.tokens > r.max_tokens;
-                let message = if alone {
-                    format!(
-                        "this request (about {} tokens) is larger than the limit `{}.{field}` ({value} {unit} per {})",
-                        r.tokens,
-                        scope.path,
-                        period.name()
-                    )
-                } else {
-                    format!(
-                        "rate limit reached: `{}.{field}` allows {value} {unit} per {}; retry in {} s",
-                        scope.path,
-                        period.name(),
-                        retry_after_ms.div_ceil(1000).max(1)
-                    )
-                };
                 // The longest wait wins: every window must have room again.
-                if refusal
+                if refused
                     .as_ref()
                     .is_none_or(|f| retry_after_ms > f.retry_after_ms)
                 {
-                    refusal = Some(Refusal {
-                        message,
-                        retry_after_ms,
-                    });
+                    refused = Some(refusal(scope, w, r, which, retry_after_ms));
                 }
             }
             Ok(_) => held.push(Held {
@@ -172,12 +305,15 @@ pub(crate) async fn reserve<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 start_ms: r.start_ms,
                 end_ms: r.end_ms,
                 requests: r.requests,
-                tokens: r.tokens,
+                amount: r.tokens,
+                unit: scope.unit,
+                cap: w.max_units,
+                name: format!("{}.{}", scope.path, w.units_field),
             }),
             Err(e) => store_error = Some(e.to_string()),
         }
     }
-    match refusal {
+    match refused {
         Some(f) => {
             give_back(inner, &held, now_ms).await;
             (Err(f), store_error)

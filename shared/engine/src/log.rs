@@ -159,6 +159,9 @@ pub struct RequestLog {
     pub duration_ms: f64,
     /// Token usage, when the upstream reported it.
     pub usage: Option<Usage>,
+    /// What the answer cost at the price table, when its model has a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// How it ended.
     pub outcome: Outcome,
     /// Status sent to the client.
@@ -186,6 +189,7 @@ impl RequestLog {
             ttfb_ms: None,
             duration_ms: 0.0,
             usage: None,
+            cost_usd: None,
             // Until a phase settles it: a request dropped before then was left by its client.
             outcome: Outcome::ClientDisconnected,
             status: 499,
@@ -206,9 +210,16 @@ pub(crate) struct LogGuard<H: HttpClient, C: Clock, L: LogSink, S: StateStore> {
     pending: Option<(String, String, Timestamp)>,
     /// Counts the request in flight to its target (`least_busy`) until the answer is over.
     busy: Option<crate::balance::BusyGuard>,
+    /// The serving target's price: the line's cost comes from it and the final usage.
+    price: Option<gw_route::Price>,
 }
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
+    /// The price of the target serving the answer.
+    pub(crate) fn price(&mut self, p: Option<gw_route::Price>) {
+        self.price = p;
+    }
+
     /// Keeps `busy` until the request is over (a stream's end, not its first byte).
     pub(crate) fn hold(&mut self, busy: Option<crate::balance::BusyGuard>) {
         self.busy = busy;
@@ -227,6 +238,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             done: None,
             pending: None,
             busy: None,
+            price: None,
         }
     }
 
@@ -306,6 +318,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
             done: self.done.take(),
             pending: self.pending.take(),
             busy: self.busy.take(),
+            price: self.price.take(),
         }
     }
 }
@@ -329,6 +342,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
                 ));
             }
             r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
+            if let (Some(p), Some(u)) = (self.price, r.usage) {
+                r.cost_usd = Some(p.micros(&u) as f64 / 1e6);
+            }
             if let Ok(line) = serde_json::to_string(&r) {
                 self.inner.log.emit(&self.inner.scrub.scrub(&line));
             }

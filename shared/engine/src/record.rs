@@ -1,13 +1,13 @@
-//! The last phase: breaker outcomes written to the state store after the response is on its
-//! way, never in front of it.
+//! The last phase: breaker outcomes, cooldowns and limit and budget corrections written to the
+//! state store after the response is on its way, never in front of it.
 
 use crate::Inner;
-use crate::limit::Held;
+use crate::limit::{Amounts, Held};
 use gw_auth::Signer;
 use gw_model::Usage;
 use gw_ports::{BoxFuture, Clock, HttpClient, LogSink};
-use gw_route::Provider;
-use gw_state::{Command, StateStore};
+use gw_route::{Price, Provider};
+use gw_state::{Command, Reply, StateStore};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -24,10 +24,12 @@ pub(crate) struct Deferred {
     pub(crate) stream: Option<(String, Verdict)>,
     /// (breaker key, until unix ms): credentials an upstream asked to wait (`retry-after`).
     pub(crate) cooldowns: Vec<(String, u64)>,
-    /// Limit corrections whose amounts are known.
-    pub(crate) settles: Vec<(String, Command)>,
+    /// Reservations to correct, with what was really used (`None`: nothing went upstream).
+    pub(crate) settles: Vec<(Held, Option<Amounts>)>,
     /// Reservations of the answer being streamed: settled with its usage when it ends.
     pub(crate) streamed: Vec<Held>,
+    /// The streamed target's price, for its cost.
+    pub(crate) price: Option<Price>,
 }
 
 /// The breaker key of a provider and credential: a different key for the same provider gets its
@@ -45,29 +47,33 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     d: Deferred,
 ) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        let record = |key: String, success: bool| {
+        let apply = |key: String, cmd: Command| {
             let inner = Arc::clone(&inner);
             async move {
-                let cmd = Command::Record {
-                    config: inner.cfg.breaker.clone(),
-                    success,
-                };
                 let now_ms = inner.clock.now().0 / 1000;
-                if let Err(e) = inner.store_apply(&key, &cmd, now_ms).await {
+                let r = inner.store_apply(&key, &cmd, now_ms).await;
+                if let Err(e) = &r {
                     let line =
                         json!({"event": "state_store_error", "key": key, "error": e.to_string()});
                     inner.log.emit(&inner.scrub.scrub(&line.to_string()));
                 }
+                r.ok()
             }
         };
-        let settle = |key: String, cmd: Command| {
+        let record = |key: String, success: bool| {
+            let config = inner.cfg.breaker.clone();
+            apply(key, Command::Record { config, success })
+        };
+        let settle = |h: Held, used: Option<Amounts>| {
             let inner = Arc::clone(&inner);
+            let (key, cmd) = h.settle(used);
+            let done = apply(key, cmd);
             async move {
-                let now_ms = inner.clock.now().0 / 1000;
-                if let Err(e) = inner.store_apply(&key, &cmd, now_ms).await {
-                    let line =
-                        json!({"event": "state_store_error", "key": key, "error": e.to_string()});
-                    inner.log.emit(&inner.scrub.scrub(&line.to_string()));
+                // A budget's total after this answer: alerts for the thresholds it crossed.
+                if let (Some(Reply::Reserved { tokens: total, .. }), Some(u)) = (done.await, used)
+                    && h.is_budget()
+                {
+                    crate::alert::check(&inner, &h, total, h.used(u)).await;
                 }
             }
         };
@@ -76,10 +82,10 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
         }
         for (key, until_ms) in d.cooldowns {
             let config = inner.cfg.breaker.clone();
-            settle(key, Command::Cooldown { config, until_ms }).await;
+            apply(key, Command::Cooldown { config, until_ms }).await;
         }
-        for (key, cmd) in d.settles {
-            settle(key, cmd).await;
+        for (h, used) in d.settles {
+            settle(h, used).await;
         }
         if let Some((key, rx)) = d.stream {
             // A stream whose relay vanished without a verdict was cut by its client: the upstream was fine.
@@ -87,8 +93,9 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
             record(key, ok).await;
             for h in d.streamed {
                 // No usage (cut before the end): the estimate stands.
-                let (key, cmd) = h.settle(Some(usage.map_or(h.tokens(), |u| u.total())));
-                settle(key, cmd).await;
+                let used =
+                    usage.map_or_else(|| h.estimate(), |u| Amounts::of(&u, d.price.as_ref()));
+                settle(h, Some(used)).await;
             }
         }
     })

@@ -99,6 +99,9 @@ pub struct KeySpec {
     /// Requests and tokens this key may use.
     #[serde(default)]
     pub limits: crate::Limits,
+    /// What this key may spend.
+    #[serde(default)]
+    pub budget: crate::Budget,
 }
 
 /// The validated configuration.
@@ -116,6 +119,10 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Circuit breaker thresholds, per provider and credential.
     pub breaker: gw_state::BreakerConfig,
+    /// Prices per model (shipped table and `prices:`).
+    pub prices: crate::Prices,
+    /// Budget alerts.
+    pub alerts: crate::Alerts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +140,10 @@ struct RawConfig {
     routes: serde_yaml::Mapping,
     #[serde(default)]
     breaker: gw_state::BreakerConfig,
+    #[serde(default)]
+    prices: std::collections::HashMap<String, crate::Price>,
+    #[serde(default)]
+    alerts: crate::Alerts,
 }
 
 const ZERO: &str = "must be at least 1 (leave it out for no limit)";
@@ -216,6 +227,7 @@ impl Config {
                 name: "default".into(),
                 key: k,
                 limits: crate::Limits::default(),
+                budget: crate::Budget::default(),
             });
         }
         for (i, k) in raw.keys.into_iter().enumerate() {
@@ -264,6 +276,56 @@ impl Config {
         if raw.timeouts.per_attempt_ms == 0 || raw.timeouts.total_ms == 0 {
             return Err(err("timeouts", "timeouts must be greater than 0".into()));
         }
+        let budgets = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("keys[{i}].budget"), k.budget))
+            .chain(
+                providers
+                    .iter()
+                    .map(|p| (format!("providers.{}.budget", p.id), p.budget)),
+            );
+        for (path, b) in budgets {
+            for (field, v) in [("daily_usd", b.daily_usd), ("monthly_usd", b.monthly_usd)] {
+                if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                    return Err(err(
+                        &format!("{path}.{field}"),
+                        "must be a positive amount".into(),
+                    ));
+                }
+            }
+        }
+        for (m, p) in &raw.prices {
+            let all = [Some(p.input), Some(p.output), p.cache_read, p.cache_write];
+            if all
+                .into_iter()
+                .flatten()
+                .any(|v| !(v.is_finite() && v >= 0.0))
+            {
+                return Err(err(
+                    &format!("prices.{m}"),
+                    "prices must be amounts of 0 or more".into(),
+                ));
+            }
+        }
+        if let Some(t) = raw
+            .alerts
+            .thresholds
+            .iter()
+            .find(|t| !(1..=1000).contains(*t))
+        {
+            return Err(err(
+                "alerts.thresholds",
+                format!("{t} is not a percentage from 1 to 1000"),
+            ));
+        }
+        let hook = &raw.alerts.webhook_url;
+        if !(hook.is_empty() || hook.starts_with("http://") || hook.starts_with("https://")) {
+            return Err(err(
+                "alerts.webhook_url",
+                "must be an http(s) URL or empty".into(),
+            ));
+        }
         Ok(Self {
             server: raw.server,
             timeouts: raw.timeouts,
@@ -271,6 +333,8 @@ impl Config {
             providers,
             routes,
             breaker: raw.breaker,
+            prices: crate::Prices::with(raw.prices),
+            alerts: raw.alerts,
         })
     }
 

@@ -5,6 +5,7 @@
 mod config;
 mod glob;
 mod limits;
+mod prices;
 mod provider;
 mod routes;
 mod template;
@@ -12,6 +13,7 @@ mod template;
 pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
 pub use limits::{Allowance, Limits, Period};
+pub use prices::{Alerts, Budget, Price, Prices};
 pub use provider::{AuthSpec, Credential, PoolStrategy, Provider};
 pub use routes::Strategy;
 pub use template::UrlTemplate;

@@ -101,6 +101,8 @@ struct RawProvider {
     model_limits: BTreeMap<String, crate::Limits>,
     #[serde(default)]
     pool: Option<RawPool>,
+    #[serde(default)]
+    budget: crate::Budget,
 }
 
 /// More credentials of the provider's auth scheme, each from its own variable.
@@ -181,6 +183,8 @@ pub struct Provider {
     pub limits: crate::Limits,
     /// Limits per upstream model.
     pub model_limits: BTreeMap<String, crate::Limits>,
+    /// What may be spent with this provider (all its credentials together).
+    pub budget: crate::Budget,
 }
 
 impl Provider {
@@ -332,6 +336,7 @@ pub(crate) fn build(
         limits: rp.limits,
         model_limits: rp.model_limits,
         credentials: Vec::new(),
+        budget: rp.budget,
         pool_strategy: rp.pool.as_ref().map(|x| x.strategy).unwrap_or_default(),
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());

@@ -202,6 +202,37 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
         run(s, &k, Command::Admit(cfg()), t0 + 3_600_000).await? == Reply::Trial,
         "then one trial"
     );
+    // A mark is set once: of 20 concurrent callers exactly one is first; it lapses on time.
+    let k = format!("{prefix}:once");
+    let once = || {
+        run(
+            s,
+            &k,
+            Command::Once {
+                until_ms: t0 + 1_000,
+            },
+            t0,
+        )
+    };
+    let firsts = join_all((0..20).map(|_| once()))
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Reply::First)))
+        .count();
+    check!(firsts == 1, "exactly one first under a race, got {firsts}");
+    check!(
+        run(
+            s,
+            &k,
+            Command::Once {
+                until_ms: t0 + 2_000
+            },
+            t0 + 1_000
+        )
+        .await?
+            == Reply::First,
+        "a lapsed mark can be set again"
+    );
     windows(s, prefix, t0).await
 }
 
@@ -273,7 +304,14 @@ async fn windows<S: StateStore>(s: &S, prefix: &str, t0: u64) -> Result<(), Stri
         ),
         "60 + 50 > 100 is refused, got {r:?}"
     );
-    run(s, &k, settle(w0, 0, -30), w0 + 2).await?;
+    let r = run(s, &k, settle(w0, 0, -30), w0 + 2).await?;
+    check!(
+        r == Reply::Reserved {
+            requests: 1,
+            tokens: 30
+        },
+        "a correction replies with the window's totals, got {r:?}"
+    );
     let r = run(s, &k, reserve(w0, 1, 50, u64::MAX, 100), w0 + 3).await?;
     check!(
         r == Reply::Reserved {

@@ -294,8 +294,15 @@ impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
             "ConditionExpression": "attribute_exists(pk)",
             "ExpressionAttributeNames": {"#r": "r", "#t": "t"},
             "ExpressionAttributeValues": {":r": {"N": st.requests.to_string()}, ":t": {"N": st.tokens.to_string()}},
+            "ReturnValues": "UPDATED_NEW",
         });
-        self.call("UpdateItem", body).await.map(|_| Reply::Done)
+        Ok(match self.call("UpdateItem", body).await? {
+            Call::Ok(v) => Reply::Reserved {
+                requests: num(&v, "/Attributes/r/N"),
+                tokens: num(&v, "/Attributes/t/N"),
+            },
+            Call::ConditionFailed => Reply::Done,
+        })
     }
 }
 

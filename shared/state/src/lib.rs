@@ -55,6 +55,8 @@ pub enum Value {
         /// Tokens taken.
         tokens: u64,
     },
+    /// A mark set by [`Command::Once`].
+    Mark,
     /// A fixed-window counter.
     Counter {
         /// Window start, unix ms.
@@ -83,6 +85,12 @@ pub enum Command {
         /// Thresholds.
         config: BreakerConfig,
         /// Unix ms until which nothing is sent.
+        until_ms: u64,
+    },
+    /// Marks the key, once: the first caller until `until_ms` hears `First`, every other `Seen`
+    /// (an alert fired exactly once across instances).
+    Once {
+        /// Unix ms when the mark lapses.
         until_ms: u64,
     },
     /// Takes requests and tokens from a window if both stay within their limits.
@@ -120,6 +128,10 @@ pub enum Reply {
         /// Tokens taken in the window.
         tokens: u64,
     },
+    /// The mark was not there: this caller set it.
+    First,
+    /// The mark was already there.
+    Seen,
     /// Over a limit: nothing was taken.
     Limited {
         /// The allowance that ran out.
@@ -151,6 +163,17 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         Command::Cooldown { config, until_ms } => breaker(prev, config, now_ms, version, |b| {
             (b.cool_down(*until_ms), Reply::Done)
         }),
+        Command::Once { until_ms } => match prev {
+            Some(_) => (None, Reply::Seen),
+            None => (
+                Some(Record {
+                    version,
+                    expires_at_ms: *until_ms,
+                    value: Value::Mark,
+                }),
+                Reply::First,
+            ),
+        },
         Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
         Command::Settle(st) => window::settle(prev, st, version),
         Command::Add { amount, window_ms } => {

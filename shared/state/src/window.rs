@@ -103,7 +103,7 @@ pub(crate) fn reserve(
     )
 }
 
-/// Applies a correction to the window it names; never below zero.
+/// Applies a correction to the window it names (never below zero); replies with its totals.
 pub(crate) fn settle(prev: Option<&Record>, s: &Settle, version: u64) -> (Option<Record>, Reply) {
     let (requests, tokens) = totals(prev, s.start_ms);
     if prev.is_none_or(
@@ -113,14 +113,9 @@ pub(crate) fn settle(prev: Option<&Record>, s: &Settle, version: u64) -> (Option
         return (None, Reply::Done);
     }
     let add = |a: u64, d: i64| a.saturating_add_signed(d);
+    let (requests, tokens) = (add(requests, s.requests), add(tokens, s.tokens));
     (
-        Some(record(
-            version,
-            s.end_ms,
-            s.start_ms,
-            add(requests, s.requests),
-            add(tokens, s.tokens),
-        )),
-        Reply::Done,
+        Some(record(version, s.end_ms, s.start_ms, requests, tokens)),
+        Reply::Reserved { requests, tokens },
     )
 }

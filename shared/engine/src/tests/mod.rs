@@ -413,6 +413,7 @@ fn chat(model: &str) -> Request<Bytes> {
     )
 }
 
+mod budgets;
 mod gemini;
 mod hardening;
 mod limits;

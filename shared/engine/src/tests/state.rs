@@ -175,6 +175,7 @@ impl StateStore for CountingStore {
             gw_state::Command::Record { .. } => "record",
             gw_state::Command::Add { .. } => "add",
             gw_state::Command::Cooldown { .. } => "cooldown",
+            gw_state::Command::Once { .. } => "once",
             gw_state::Command::Reserve(_) => "reserve",
             gw_state::Command::Settle(_) => "settle",
         });
