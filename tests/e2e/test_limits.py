@@ -1,12 +1,16 @@
-"""Limits (traffic management): requests and tokens per minute on proxy keys and provider targets, held in the
+"""Limits and budgets (traffic management): requests and tokens per minute on proxy keys and provider targets, held in the
 state store and exact under concurrency. 200 concurrent requests against a key's RPM of 50 let exactly 50
 through, on the embedded file store, on the memory store, and from two gateway processes sharing one DynamoDB
 Local table; the rest get a 429 in their own API's shape, naming the limit, with `Retry-After`. A target whose
-limit is spent moves traffic to the next target of the route."""
+limit is spent moves traffic to the next target of the route. A daily budget cuts one key off while another
+works, and each alert threshold reaches the webhook exactly once."""
 from __future__ import annotations
 
+import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -99,3 +103,60 @@ def test_a_spent_target_moves_traffic_to_the_next(gateway_factory, limits_config
         assert paths == ["/groq/v1/chat/completions"] * 3 + ["/openai/v1/chat/completions"] * 2, paths
     finally:
         gw.stop()
+
+
+class _Hook(ThreadingHTTPServer):
+    """Collects the JSON bodies POSTed to it (the alert webhook)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        hook = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("content-length") or 0)
+                hook.bodies.append(json.loads(self.rfile.read(n)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a) -> None:  # noqa: ANN002
+                pass
+
+        super().__init__(("127.0.0.1", 0), H)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_a_budget_cuts_one_key_off_and_alerts_once(gateway_factory, mock, tag, tmp_path):
+    """At $10,000 per 1M tokens an answer costs cents: a $1 daily budget on the second key lasts a few requests,
+    then that key gets a 429 `budget_exceeded` while the default key still works; each alert threshold (50, 80,
+    100 %) reaches the webhook exactly once."""
+    hook = _Hook()
+    text = g.CONFIG_PATH.read_text()
+    key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
+    text = text.replace(key, key + "    budget: {daily_usd: 1}\n")
+    text += ("\nprices: {gpt-4o-mini: {input: 10000, output: 10000}}\n"
+             f"alerts: {{thresholds: [50, 80, 100], webhook_url: 'http://127.0.0.1:{hook.server_port}/alerts'}}\n")
+    cfg = tmp_path / "gateway.budget.yaml"
+    cfg.write_text(text)
+    gw = gateway_factory.start(f"budget-{tag}", config=cfg)
+    try:
+        statuses = []
+        for i in range(30):
+            r = _chat(gw.url, g.SECOND_PROXY_KEY, "gpt-4o-mini", f"spend {tag} {i}.")
+            statuses.append(r.status)
+            if r.status == 429:
+                break
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {200} and len(statuses) > 2, statuses
+        err = g.assert_openai_error(r, 429)
+        assert err.get("code") == "budget_exceeded" and "keys.e2e-second.budget.daily_usd" in err["message"], err
+        assert len(mock.with_nonce(f"spend {tag} ")) == len(statuses) - 1, "the refused request went nowhere"
+        assert _chat(gw.url, g.PROXY_KEY, "gpt-4o-mini", f"free {tag}").status == 200
+        deadline = time.time() + 10
+        while len(hook.bodies) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # nothing more may come
+        assert sorted(b["threshold_percent"] for b in hook.bodies) == [50, 80, 100], hook.bodies
+        assert all(b["event"] == "budget_alert" and b["budget"] == "keys.e2e-second.budget.daily_usd" for b in hook.bodies)
+    finally:
+        gw.stop()
+        hook.shutdown()
