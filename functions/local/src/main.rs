@@ -209,12 +209,7 @@ async fn main() {
         eprintln!(
             "gateway: no proxy key configured (GATEWAY_PROXY_KEY or `keys:`); generated one for this run:\n\n    {key}\n"
         );
-        cfg.keys.push(KeySpec {
-            name: "generated".into(),
-            key,
-            limits: Default::default(),
-            budget: Default::default(),
-        });
+        cfg.keys.push(KeySpec::plain("generated", key));
     }
     let configured: Vec<&str> = cfg
         .providers

@@ -44,6 +44,17 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         match self.inner.keys.check(presented) {
             Some(name) => {
                 log.key_name(name);
+                let spec = self.inner.cfg.keys.iter().find(|k| k.name == name);
+                if let Some((at, when)) = spec.and_then(|k| k.expires_ms.zip(k.expires.as_deref()))
+                    && self.inner.clock.now().0 / 1000 >= at
+                {
+                    log.outcome(Outcome::Unauthenticated);
+                    return Err(ApiError::new(
+                        ErrorKind::Authentication,
+                        format!("proxy key `{name}` expired at {when}"),
+                    )
+                    .with_code("key_expired"));
+                }
                 Ok(())
             }
             None => {

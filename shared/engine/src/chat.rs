@@ -5,7 +5,7 @@
 use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
 use crate::limit::{self, Held, Refusal, Scope};
-use crate::log::{Attempt, LogGuard, Outcome};
+use crate::log::{self, Attempt, LogGuard, Outcome};
 use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
 use gw_model::{ApiError, ErrorKind, Format, UpstreamError};
@@ -38,6 +38,23 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let cfg = &self.inner.cfg;
         log.model(&req.model, req.stream);
+        let key = log
+            .key()
+            .and_then(|n| cfg.keys.iter().find(|k| k.name == n));
+        if let Some(k) = key.filter(|k| !k.allows(&req.model)) {
+            log.outcome(Outcome::Rejected);
+            let e = ApiError::new(
+                ErrorKind::Permission,
+                format!(
+                    "proxy key `{}` may not use model `{}`; it may use: {}",
+                    k.name,
+                    log::cut(&req.model, 256),
+                    k.models.join(", ")
+                ),
+            )
+            .with_code("model_not_allowed");
+            return error_response(format, &e);
+        }
         let plan = match cfg.resolve_plan(&req.model, forced_provider(headers)) {
             Ok(p) => p,
             Err(e) => {
@@ -49,10 +66,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let plan = self.inner.balancer.order(plan);
         // Limits and budgets: the key's first (they refuse the whole request), then each
         // target's with its breaker. The estimate is made only when something needs it.
-        let key_spec = log
-            .key()
-            .and_then(|n| cfg.keys.iter().find(|k| k.name == n))
-            .filter(|k| k.limits.is_set() || k.budget.is_set());
+        let key_spec = key.filter(|k| k.limits.is_set() || k.budget.is_set());
         let counted_targets = plan.iter().any(|t| {
             let p = &cfg.providers[t.provider];
             p.limits.is_set() || p.budget.is_set() || p.model_limits.contains_key(&t.model)

@@ -8,6 +8,7 @@
 //! tokio, Lambda and Workers alike; it never matches on a wire format (`gw_translate::wire`
 //! answers every format question).
 
+mod admin;
 mod alert;
 mod attempt;
 mod authenticate;
@@ -16,6 +17,7 @@ mod body;
 mod chat;
 mod limit;
 mod log;
+mod metrics;
 mod plan;
 mod record;
 mod relay;
@@ -55,11 +57,15 @@ impl<H, C, L, S> Clone for Gateway<H, C, L, S> {
 pub(crate) struct Inner<H, C, L, S> {
     pub(crate) cfg: Config,
     keys: KeySet,
+    /// `GATEWAY_ADMIN_KEY`, when set.
+    admin: Option<KeySet>,
     pub(crate) scrub: Scrubber,
     http: H,
     pub(crate) clock: C,
     pub(crate) log: L,
     store: S,
+    /// This instance's metrics.
+    pub(crate) metrics: metrics::Metrics,
     /// Target order per route strategy (per instance).
     pub(crate) balancer: balance::Balancer,
     /// Per provider: the next credential of its pool to try first (per instance).
@@ -106,10 +112,16 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     pub fn new(cfg: Config, http: H, clock: C, log: L, store: S) -> Self {
         let keys = KeySet::new(cfg.keys.iter().map(|k| (k.name.as_str(), k.key.as_str())));
         let scrub = Scrubber::new(cfg.secrets());
+        let admin = cfg
+            .admin_key
+            .as_deref()
+            .map(|k| KeySet::new([("admin", k)]));
         let next_credential = cfg.providers.iter().map(|_| Default::default()).collect();
         let balancer = balance::Balancer::new(cfg.routes.len(), clock.now().0);
         Self {
             inner: Arc::new(Inner {
+                admin,
+                metrics: metrics::Metrics::default(),
                 next_credential,
                 balancer,
                 cfg,
@@ -168,6 +180,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let headers = with_query_key.as_ref().unwrap_or(&parts.headers);
         let mut resp = match endpoint {
             Endpoint::Health => self.health(headers),
+            Endpoint::Metrics => self.metrics(headers, &mut log),
+            Endpoint::Usage { format } => self.usage(format, headers, query, &mut log).await,
             // A Responses call is a chat that some providers serve natively.
             Endpoint::Api {
                 format,

@@ -77,6 +77,60 @@ impl Scope {
     }
 }
 
+/// One window of a scope as of now, for reading.
+pub(crate) struct ReadWindow<'a> {
+    pub(crate) key: String,
+    pub(crate) start_ms: u64,
+    end_ms: u64,
+    scope: &'a Scope,
+    w: &'a Window,
+}
+
+impl ReadWindow<'_> {
+    /// What a usage report says of it.
+    pub(crate) fn describe(&self, requests: u64, units: u64) -> serde_json::Value {
+        let (s, w) = (self.scope, self.w);
+        let mut v = serde_json::json!({
+            "period": w.period.name(), "period_start_ms": self.start_ms, "resets_at_ms": self.end_ms,
+        });
+        match s.unit {
+            Unit::Micros => {
+                v["budget"] = format!("{}.{}", s.path, w.units_field).into();
+                v["spent_usd"] = (units as f64 / 1e6).into();
+                v["cap_usd"] = (w.max_units as f64 / 1e6).into();
+            }
+            Unit::Tokens => {
+                v["limits"] = s.path.clone().into();
+                v["requests"] = requests.into();
+                v["tokens"] = units.into();
+                if w.max_requests != u64::MAX {
+                    v[w.requests_field] = w.max_requests.into();
+                }
+                if w.max_units != u64::MAX {
+                    v[w.units_field] = w.max_units.into();
+                }
+            }
+        }
+        v
+    }
+}
+
+impl Scope {
+    /// Its windows as of `now_ms`.
+    pub(crate) fn read_windows(&self, now_ms: u64) -> impl Iterator<Item = ReadWindow<'_>> {
+        self.windows.iter().map(move |w| {
+            let (start_ms, end_ms) = w.period.window(now_ms);
+            ReadWindow {
+                key: format!("{}:{}", self.key, w.period.name()),
+                start_ms,
+                end_ms,
+                scope: self,
+                w,
+            }
+        })
+    }
+}
+
 /// The scopes of one target: the provider's credential and the model there, and the
 /// provider's budget (all its credentials together).
 pub(crate) fn target_scopes(p: &Provider, signer: &Signer, model: &str) -> Vec<Scope> {

@@ -345,6 +345,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
             if let (Some(p), Some(u)) = (self.price, r.usage) {
                 r.cost_usd = Some(p.micros(&u) as f64 / 1e6);
             }
+            self.inner.metrics.observe(&r);
             if let Ok(line) = serde_json::to_string(&r) {
                 self.inner.log.emit(&self.inner.scrub.scrub(&line));
             }

@@ -41,6 +41,8 @@ pub struct Server {
     pub max_json_depth: usize,
     /// Longest upstream stream line or event.
     pub max_upstream_event_bytes: usize,
+    /// `/metrics` without the admin key.
+    pub public_metrics: bool,
     /// Largest non-streamed upstream body.
     pub max_upstream_body_bytes: usize,
 }
@@ -58,6 +60,7 @@ impl Default for Server {
             max_model_bytes: 256,
             max_json_depth: 64,
             max_upstream_event_bytes: 16 * 1024 * 1024,
+            public_metrics: false,
             max_upstream_body_bytes: 32 * 1024 * 1024,
         }
     }
@@ -102,6 +105,39 @@ pub struct KeySpec {
     /// What this key may spend.
     #[serde(default)]
     pub budget: crate::Budget,
+    /// Models it may ask for (names or globs, as requested); empty: any.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// When it stops working: `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// `expires` as unix ms.
+    #[serde(skip)]
+    pub expires_ms: Option<u64>,
+}
+
+impl KeySpec {
+    /// A key with a name and nothing else.
+    pub fn plain(name: &str, key: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            key,
+            limits: crate::Limits::default(),
+            budget: crate::Budget::default(),
+            models: Vec::new(),
+            expires: None,
+            expires_ms: None,
+        }
+    }
+
+    /// Whether it may ask for `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty()
+            || self
+                .models
+                .iter()
+                .any(|p| p == model || crate::glob::matches(p, model))
+    }
 }
 
 /// The validated configuration.
@@ -123,6 +159,8 @@ pub struct Config {
     pub prices: crate::Prices,
     /// Budget alerts.
     pub alerts: crate::Alerts,
+    /// `GATEWAY_ADMIN_KEY`: reads `/metrics` and every key's usage.
+    pub admin_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,12 +261,7 @@ impl Config {
 
         let mut keys = Vec::new();
         if let Some(k) = env("GATEWAY_PROXY_KEY").filter(|k| !k.is_empty()) {
-            keys.push(KeySpec {
-                name: "default".into(),
-                key: k,
-                limits: crate::Limits::default(),
-                budget: crate::Budget::default(),
-            });
+            keys.push(KeySpec::plain("default", k));
         }
         for (i, k) in raw.keys.into_iter().enumerate() {
             if k.name.is_empty() {
@@ -246,6 +279,15 @@ impl Config {
             }
             check_limits(&k.limits)
                 .map_err(|f| err(&format!("keys[{i}].limits.{f}"), ZERO.into()))?;
+            let mut k = k;
+            if let Some(e) = &k.expires {
+                k.expires_ms = Some(crate::limits::parse_utc(e).ok_or_else(|| {
+                    err(
+                        &format!("keys[{i}].expires"),
+                        format!("`{e}` is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"),
+                    )
+                })?);
+            }
             if !k.key.is_empty() {
                 keys.push(k);
             }
@@ -334,6 +376,7 @@ impl Config {
             routes,
             breaker: raw.breaker,
             prices: crate::Prices::with(raw.prices),
+            admin_key: env("GATEWAY_ADMIN_KEY").filter(|k| !k.is_empty()),
             alerts: raw.alerts,
         })
     }
@@ -345,6 +388,7 @@ impl Config {
             // `signer` is the first credential (or holds none).
             .flat_map(|p| p.credentials.iter().flat_map(|c| c.signer.secrets()))
             .chain(self.keys.iter().map(|k| k.key.clone()))
+            .chain(self.admin_key.clone())
             .collect()
     }
 }

@@ -115,7 +115,7 @@ fn year_month(days: u64) -> (i64, u64) {
 }
 
 /// Days since 1970-01-01 of the first of month `m` in year `y`.
-fn days_from_civil(y: i64, m: u64) -> u64 {
+pub(crate) fn days_from_civil(y: i64, m: u64) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -123,6 +123,32 @@ fn days_from_civil(y: i64, m: u64) -> u64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     u64::try_from(era * 146_097 + doe - 719_468).unwrap_or(0)
+}
+
+/// Unix ms of `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn parse_utc(s: &str) -> Option<u64> {
+    let num = |t: &str| -> Option<u64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
+        return None;
+    }
+    let mut ms = (days_from_civil(y as i64, m) + day - 1) * 86_400_000;
+    if let Some(t) = time {
+        let mut p = t.split(':');
+        let (h, mi, sec) = (num(p.next()?)?, num(p.next()?)?, num(p.next()?)?);
+        if p.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        ms += ((h * 60 + mi) * 60 + sec) * 1000;
+    }
+    Some(ms)
 }
 
 #[cfg(test)]

@@ -330,6 +330,22 @@ async fn windows<S: StateStore>(s: &S, prefix: &str, t0: u64) -> Result<(), Stri
             },
         "a new window starts over"
     );
+    let r = run(s, &k, Command::Peek { start_ms: w1 }, w1 + 1).await?;
+    check!(
+        r == Reply::Reserved {
+            requests: 1,
+            tokens: 90
+        },
+        "a peek reads the window, got {r:?}"
+    );
+    check!(
+        run(s, &k, Command::Peek { start_ms: w0 }, w1 + 1).await?
+            == Reply::Reserved {
+                requests: 0,
+                tokens: 0
+            },
+        "a peek at a window the record has left reads nothing"
+    );
     run(s, &k, settle(w0, 0, -80), w1 + 1).await?;
     let r = run(s, &k, reserve(w1, 1, 20, u64::MAX, 100), w1 + 2).await?;
     check!(

@@ -337,6 +337,19 @@ impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
             }
             Command::Reserve(r) => self.reserve(key, r, now_ms).await,
             Command::Settle(st) => self.settle(key, st).await,
+            Command::Peek { start_ms } => {
+                let get = json!({"TableName": self.table, "Key": {"pk": {"S": format!("{key}#{start_ms}")}}, "ConsistentRead": true});
+                match self.call("GetItem", get).await? {
+                    Call::Ok(v) => Ok(Reply::Reserved {
+                        requests: num(&v, "/Item/r/N"),
+                        tokens: num(&v, "/Item/t/N"),
+                    }),
+                    Call::ConditionFailed => Ok(Reply::Reserved {
+                        requests: 0,
+                        tokens: 0,
+                    }),
+                }
+            }
             _ => self.breaker(key, cmd, now_ms).await,
         }
     }

@@ -97,6 +97,11 @@ pub enum Command {
     Reserve(Reserve),
     /// Corrects a window after the fact.
     Settle(Settle),
+    /// Reads a window's totals (`Reserved`), changing nothing.
+    Peek {
+        /// The window's start, unix ms.
+        start_ms: u64,
+    },
     /// Adds to a fixed-window counter and returns the window's total.
     Add {
         /// Amount to add.
@@ -176,6 +181,7 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         },
         Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
         Command::Settle(st) => window::settle(prev, st, version),
+        Command::Peek { start_ms } => (None, window::peek(prev, *start_ms)),
         Command::Add { amount, window_ms } => {
             let window_start = now_ms - now_ms % window_ms.max(&1);
             let total = match prev.map(|r| &r.value) {

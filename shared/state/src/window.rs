@@ -119,3 +119,9 @@ pub(crate) fn settle(prev: Option<&Record>, s: &Settle, version: u64) -> (Option
         Reply::Reserved { requests, tokens },
     )
 }
+
+/// A window's totals, changing nothing.
+pub(crate) fn peek(prev: Option<&Record>, start_ms: u64) -> Reply {
+    let (requests, tokens) = totals(prev, start_ms);
+    Reply::Reserved { requests, tokens }
+}

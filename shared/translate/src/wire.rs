@@ -29,6 +29,13 @@ pub enum Endpoint {
     },
     /// Liveness.
     Health,
+    /// Prometheus metrics of this instance.
+    Metrics,
+    /// A key's usage against its limits and budget.
+    Usage {
+        /// The shape of errors.
+        format: Format,
+    },
     /// A known path with the wrong method.
     MethodNotAllowed {
         /// The format to answer in.
@@ -146,11 +153,15 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/v1/messages/count_tokens" if post => api(Format::Anthropic, Operation::CountTokens),
         "/v1/models" if get => Endpoint::Models { format, id: None },
         "/health" if get => Endpoint::Health,
+        "/metrics" if get => Endpoint::Metrics,
+        "/v1/usage" if get => Endpoint::Usage { format },
         p if get && p.starts_with("/v1/models/") => Endpoint::Models {
             format,
             id: Some(gw_codec::percent_decode(&p["/v1/models/".len()..])),
         },
         "/health"
+        | "/metrics"
+        | "/v1/usage"
         | "/v1/responses"
         | "/v1/chat/completions"
         | "/v1/messages"

@@ -413,6 +413,7 @@ fn chat(model: &str) -> Request<Bytes> {
     )
 }
 
+mod admin;
 mod budgets;
 mod gemini;
 mod hardening;

@@ -1,0 +1,115 @@
+//! Reading the gateway's own state: `/metrics` (this instance's counters, for the admin key or,
+//! if the config says so, anyone) and `/v1/usage` (a key's limits and budgets in the store: its
+//! own with a proxy key, any with the admin key).
+
+use crate::Gateway;
+use crate::limit::Scope;
+use crate::log::LogGuard;
+use crate::util::{bytes_response, error_response, json_response};
+use bytes::Bytes;
+use gw_model::{ApiError, ErrorKind, Format};
+use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
+use gw_route::KeySpec;
+use gw_state::{Command, Reply, StateStore};
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{Value, json};
+
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    /// Whether `headers` carry `GATEWAY_ADMIN_KEY`.
+    fn is_admin(&self, headers: &HeaderMap) -> bool {
+        match (&self.inner.admin, gw_auth::presented_key(headers)) {
+            (Some(set), Some(k)) => set.check(k).is_some(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn metrics(
+        &self,
+        headers: &HeaderMap,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Response<BodyStream> {
+        if !(self.inner.cfg.server.public_metrics || self.is_admin(headers)) {
+            log.outcome(crate::log::Outcome::Unauthenticated);
+            let e = ApiError::new(
+                ErrorKind::Authentication,
+                "/metrics needs the admin key (GATEWAY_ADMIN_KEY), or `server.public_metrics: true`",
+            );
+            return error_response(Format::OpenAi, &e);
+        }
+        bytes_response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(self.inner.metrics.render()),
+        )
+    }
+
+    pub(crate) async fn usage(
+        &self,
+        format: Format,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Response<BodyStream> {
+        let asked = query.and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("key="))
+                .map(gw_codec::percent_decode)
+        });
+        let cfg = &self.inner.cfg;
+        let keys: Vec<&KeySpec> = if self.is_admin(headers) {
+            cfg.keys
+                .iter()
+                .filter(|k| asked.as_deref().is_none_or(|a| a == k.name))
+                .collect()
+        } else {
+            if let Err(e) = self.authenticate(headers, log) {
+                return error_response(format, &e);
+            }
+            let own = log.key().unwrap_or_default().to_owned();
+            if asked.as_deref().is_some_and(|a| a != own) {
+                let e = ApiError::new(
+                    ErrorKind::Permission,
+                    "a proxy key reads only its own usage (the admin key reads any)",
+                );
+                return error_response(format, &e);
+            }
+            cfg.keys.iter().filter(|k| k.name == own).collect()
+        };
+        let now_ms = self.inner.clock.now().0 / 1000;
+        let mut out = Vec::new();
+        for k in keys {
+            let mut scopes = Vec::new();
+            if k.limits.is_set() {
+                let path = format!("keys.{}.limits", k.name);
+                scopes.push(Scope::limits(format!("lim:k:{}", k.name), path, &k.limits));
+            }
+            if k.budget.is_set() {
+                let path = format!("keys.{}.budget", k.name);
+                scopes.push(Scope::budget(
+                    format!("spend:k:{}", k.name),
+                    path,
+                    &k.budget,
+                ));
+            }
+            let mut windows = Vec::new();
+            for s in &scopes {
+                for w in s.read_windows(now_ms) {
+                    let cmd = Command::Peek {
+                        start_ms: w.start_ms,
+                    };
+                    let got = self.inner.store_apply(&w.key, &cmd, now_ms).await;
+                    let (requests, units) = match got {
+                        Ok(Reply::Reserved { requests, tokens }) => (requests, tokens),
+                        _ => (0, 0),
+                    };
+                    windows.push(w.describe(requests, units));
+                }
+            }
+            out.push(json!({"key": k.name, "windows": windows}));
+        }
+        json_response(
+            StatusCode::OK,
+            &json!({"object": "usage", "now_ms": now_ms, "keys": Value::Array(out)}),
+        )
+    }
+}

@@ -1,0 +1,148 @@
+//! Key policy (allowed models, expiry), `/metrics` and `/v1/usage`.
+
+use super::*;
+
+const POLICY: &str = "
+keys:
+  - {name: team, key: team-key-456, models: ['claude-*', gpt-x], limits: {rpm: 5}, budget: {daily_usd: 2}}
+  - {name: old, key: old-key-789, expires: '2023-01-01'}
+  - {name: later, key: later-key-000, expires: '2030-01-01T00:00:00Z'}
+providers:
+  oa: {format: openai, base_url: 'http://oa', auth: {type: bearer, env: [OA_KEY]}, models: [gpt-x, gpt-y]}
+prices:
+  gpt-x: {input: 1000, output: 1000}
+";
+
+const OAI_45: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45}}"#;
+
+fn policy_gateway() -> Gw {
+    let env = |k: &str| match k {
+        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
+        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
+        "GATEWAY_ADMIN_KEY" => Some("admin-key-321".to_owned()),
+        _ => None,
+    };
+    let cfg = Config::load(POLICY, "t.yaml", &env).unwrap();
+    let http = FakeHttp {
+        by_host: vec![("oa", Script::Status(200, OAI_45))]
+            .into_iter()
+            .collect(),
+        ..FakeHttp::default()
+    };
+    Gateway::new(
+        cfg,
+        http,
+        TestClock { fire: false },
+        Lines::default(),
+        MemoryStore::new(),
+    )
+}
+
+fn with_key(mut r: Request<Bytes>, key: &str) -> Request<Bytes> {
+    r.headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    r
+}
+
+fn chat(key: &str, model: &str) -> Request<Bytes> {
+    with_key(
+        post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        key,
+    )
+}
+
+fn get(path: &str, key: &str) -> Request<Bytes> {
+    with_key(
+        Request::builder()
+            .method("GET")
+            .uri(path)
+            .body(Bytes::new())
+            .unwrap(),
+        key,
+    )
+}
+
+#[test]
+fn a_key_reaches_only_its_models_and_stops_at_its_expiry() {
+    let g = policy_gateway();
+    assert_eq!(run(&g, chat("team-key-456", "gpt-x")).0, 200);
+    let (status, _, body) = run(&g, chat("team-key-456", "gpt-y"));
+    assert_eq!(status, 403, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["code"], "model_not_allowed");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("it may use: claude-*, gpt-x")
+    );
+    let (status, _, body) = run(&g, chat("old-key-789", "gpt-x"));
+    assert_eq!(status, 401);
+    assert!(
+        body.contains("proxy key `old` expired at 2023-01-01"),
+        "{body}"
+    );
+    assert_eq!(run(&g, chat("later-key-000", "gpt-y")).0, 200);
+    assert_eq!(g.inner.http.seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn metrics_count_what_happened_for_the_admin_key_only() {
+    let g = policy_gateway();
+    run(&g, chat("team-key-456", "gpt-x"));
+    run(&g, chat("team-key-456", "gpt-y"));
+    assert_eq!(run(&g, get("/metrics", "team-key-456")).0, 401);
+    let (status, headers, text) = run(&g, get("/metrics", "admin-key-321"));
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let ok = "gateway_requests_total{gen_ai_provider_name=\"oa\",gen_ai_request_model=\"gpt-x\",client_format=\"openai\",status_class=\"2xx\",error_type=\"none\"} 1";
+    assert!(text.contains(ok), "{text}");
+    assert!(
+        text.contains("status_class=\"4xx\",error_type=\"invalid_request\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("gateway_tokens_total{gen_ai_provider_name=\"oa\",gen_ai_request_model=\"gpt-x\",gen_ai_token_type=\"input\"} 40"));
+    assert!(text.contains(
+        "gateway_spend_usd_total{gen_ai_provider_name=\"oa\",gen_ai_request_model=\"gpt-x\"} 0.045"
+    ));
+    assert!(text.contains("gen_ai_client_token_usage_bucket{gen_ai_provider_name=\"oa\",gen_ai_request_model=\"gpt-x\",gen_ai_token_type=\"output\",le=\"16\"} 1"));
+    assert!(text.contains("gateway_overhead_seconds_count 1"), "{text}");
+}
+
+#[test]
+fn a_key_reads_its_own_usage_and_the_admin_key_reads_any() {
+    let g = policy_gateway();
+    for _ in 0..2 {
+        run(&g, chat("team-key-456", "gpt-x"));
+    }
+    let (status, _, body) = run(&g, get("/v1/usage", "team-key-456"));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let w = &v["keys"][0]["windows"];
+    assert_eq!(v["keys"][0]["key"], "team");
+    assert_eq!(
+        (&w[0]["limits"], &w[0]["requests"], &w[0]["rpm"]),
+        (&json!("keys.team.limits"), &json!(2), &json!(5))
+    );
+    assert_eq!(w[0]["tokens"], 90, "settled to the real usage");
+    assert_eq!(
+        (&w[1]["budget"], &w[1]["spent_usd"], &w[1]["cap_usd"]),
+        (
+            &json!("keys.team.budget.daily_usd"),
+            &json!(0.09),
+            &json!(2.0)
+        )
+    );
+    assert_eq!(run(&g, get("/v1/usage?key=old", "team-key-456")).0, 403);
+    let (status, _, body) = run(&g, get("/v1/usage?key=team", "admin-key-321"));
+    assert_eq!(status, 200);
+    assert!(body.contains("\"spent_usd\":0.09"), "{body}");
+}
