@@ -160,3 +160,48 @@ def test_a_budget_cuts_one_key_off_and_alerts_once(gateway_factory, mock, tag, t
     finally:
         gw.stop()
         hook.shutdown()
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The sum of `name` over the series whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        series, _, value = line.rpartition(" ")
+        have = dict(kv.split("=", 1) for kv in series[len(name) + 1:-1].split(",") if "=" in kv)
+        if all(have.get(k) == f'"{v}"' for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def test_metrics_match_what_the_upstream_served(gateway_factory, mock, recorder, tag):
+    """/metrics (admin key) against the mock's own count: requests by target and status, and the tokens the
+    upstream reported, streamed answers included; without the admin key it is refused."""
+    gw = gateway_factory.start(f"metrics-{tag}", extra_env={"GATEWAY_ADMIN_KEY": "admin-e2e-key"})
+    try:
+        client = g.openai_client(gw, recorder)
+        output = 0
+        for i in range(3):
+            r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"m {tag} {i}."}])
+            output += r.usage.completion_tokens
+        for i in range(2):
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": f"ms {tag} {i}."}]))
+            output += next(c.usage for c in chunks if c.usage).completion_tokens
+        assert _chat(gw.url, g.PROXY_KEY, "openai/mock-fail-400", f"bad {tag}").status == 400
+        assert g.raw_request(gw.url, "GET", "/metrics", headers={"Authorization": f"Bearer {g.PROXY_KEY}"}).status == 401
+        r = g.raw_request(gw.url, "GET", "/metrics", headers={"Authorization": "Bearer admin-e2e-key"})
+        assert r.status == 200 and r.headers["content-type"].startswith("text/plain"), r.status
+        text = r.body.decode()
+        served = len([x for x in mock.with_nonce(tag) if "mock-fail" not in json.dumps(x["body"])])
+        ok = _metric(text, "gateway_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="gpt-4o-mini",
+                     status_class="2xx", error_type="none")
+        assert ok == served == 5, (ok, served)
+        assert _metric(text, "gateway_requests_total", status_class="4xx", error_type="upstream") == 1
+        out = _metric(text, "gateway_tokens_total", gen_ai_provider_name="openai", gen_ai_token_type="output")
+        assert out == output, (out, output)
+        assert _metric(text, "gateway_time_to_first_byte_seconds_count", gen_ai_provider_name="openai") >= 5
+    finally:
+        gw.stop()
