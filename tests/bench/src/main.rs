@@ -533,6 +533,16 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "memory".into());
     println!("gateway state store: {state}");
+    // `--gateway-config FILE`: the gateway's config (e.g. one with limits and budgets on).
+    let config: Vec<String> = args
+        .iter()
+        .position(|a| a == "--gateway-config")
+        .and_then(|i| args.get(i + 1))
+        .map(|f| {
+            println!("gateway config: {f}");
+            vec!["--config".to_owned(), f.clone()]
+        })
+        .unwrap_or_default();
     let mut child = tokio::process::Command::new(&gateway)
         .args([
             "--listen",
@@ -540,6 +550,7 @@ async fn main() {
             "--state",
             &state,
         ])
+        .args(&config)
         .env("GATEWAY_PROXY_KEY", KEY)
         .env("OPENAI_API_KEY", "upstream-key")
         .env("ANTHROPIC_API_KEY", "upstream-key")
