@@ -95,13 +95,21 @@ impl DurableObject for GatewayState {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        // The only await: reading the call, before any storage access.
-        let call: Call = match req.json().await {
+        // The only await: reading the call, before any storage access. Parsed by serde_json, not
+        // by JavaScript: limits up to u64::MAX must not pass through an f64.
+        let text = match req.text().await {
+            Ok(t) => t,
+            Err(e) => return Response::error(format!("bad call: {e}"), 400),
+        };
+        let call: Call = match serde_json::from_str(&text) {
             Ok(c) => c,
             Err(e) => return Response::error(format!("bad call: {e}"), 400),
         };
         match self.run(&call) {
-            Ok(reply) => Response::from_json(&reply),
+            Ok(reply) => match serde_json::to_string(&reply) {
+                Ok(body) => Response::ok(body),
+                Err(e) => Response::error(e.to_string(), 500),
+            },
             Err(e) => Response::error(e, 500),
         }
     }
