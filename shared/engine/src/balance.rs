@@ -2,7 +2,7 @@
 //! requests in flight, turn counters) is per instance: balancing needs no shared state, while
 //! limits, cooldowns and breakers (which must be exact) live in the store.
 
-use gw_route::{Plan, Strategy, Target};
+use gw_route::{Plan, Prices, Strategy, Target};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,7 @@ impl Balancer {
     }
 
     /// The targets in the order to try them: the strategy's choice first, the rest after it.
-    pub(crate) fn order(&self, plan: Plan) -> Vec<Target> {
+    pub(crate) fn order(&self, plan: Plan, prices: &Prices) -> Vec<Target> {
         let n = plan.targets.len();
         if n < 2 || plan.strategy == Strategy::Priority {
             return plan.targets;
@@ -64,6 +64,15 @@ impl Balancer {
         let mut idx: Vec<usize> = (0..n).collect();
         match plan.strategy {
             Strategy::Priority => {}
+            Strategy::Cost => {
+                let price = |i: usize| {
+                    prices
+                        .get(&plan.targets[i].model)
+                        .map_or(f64::INFINITY, |p| p.input + p.output)
+                };
+                let keys: Vec<f64> = (0..n).map(price).collect();
+                idx.sort_by(|a, b| keys[*a].total_cmp(&keys[*b]));
+            }
             Strategy::RoundRobin => idx.rotate_left((self.turn(&plan) % n as u64) as usize),
             Strategy::Weighted => {
                 let total: u64 = plan.weights.iter().map(|w| u64::from(*w)).sum();
@@ -141,7 +150,9 @@ mod tests {
     }
 
     fn firsts(b: &Balancer, p: &Plan, n: usize) -> Vec<usize> {
-        (0..n).map(|_| b.order(p.clone())[0].provider).collect()
+        (0..n)
+            .map(|_| b.order(p.clone(), &Prices::default())[0].provider)
+            .collect()
     }
 
     #[test]
@@ -152,7 +163,7 @@ mod tests {
         let zeros = f.iter().filter(|x| **x == 0).count();
         // 3000 expected; binomial sd ~27: well inside 5 sd.
         assert!((2860..=3140).contains(&zeros), "{zeros}");
-        let o = b.order(p);
+        let o = b.order(p, &Prices::default());
         assert_eq!(o.len(), 2, "the other target stays as the fallback");
     }
 
@@ -179,12 +190,41 @@ mod tests {
         b.answered(&p.targets[0], 300.0);
         b.answered(&p.targets[1], 40.0);
         b.answered(&p.targets[2], 120.0);
-        let o: Vec<usize> = b.order(p.clone()).iter().map(|t| t.provider).collect();
+        let o: Vec<usize> = b
+            .order(p.clone(), &Prices::default())
+            .iter()
+            .map(|t| t.provider)
+            .collect();
         assert_eq!(o, [1, 2, 0]);
         // Target 1 slows down: it drops behind once its average passes the others'.
         for _ in 0..10 {
             b.answered(&p.targets[1], 900.0);
         }
-        assert_eq!(b.order(p)[0].provider, 2);
+        assert_eq!(b.order(p, &Prices::default())[0].provider, 2);
+    }
+
+    #[test]
+    fn cost_tries_the_cheapest_priced_target_first_and_unpriced_last() {
+        let yaml = "prices: {cheap: {input: 0.1, output: 0.4}, dear: {input: 3, output: 15}}";
+        let cfg = gw_route::Config::load(yaml, "t.yaml", &|_| None).unwrap();
+        let p = Plan {
+            targets: ["dear", "unknown-model", "cheap"]
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Target {
+                    provider: i,
+                    model: (*m).to_owned(),
+                })
+                .collect(),
+            weights: vec![1; 3],
+            strategy: Strategy::Cost,
+            route: Some(0),
+        };
+        let o: Vec<String> = Balancer::new(1, 0)
+            .order(p, &cfg.prices)
+            .into_iter()
+            .map(|t| t.model)
+            .collect();
+        assert_eq!(o, ["cheap", "dear", "unknown-model"]);
     }
 }

@@ -63,7 +63,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             }
         };
         let strategy = plan.strategy;
-        let plan = self.inner.balancer.order(plan);
+        let plan = self.inner.balancer.order(plan, &cfg.prices);
         // Limits and budgets: the key's first (they refuse the whole request), then each
         // target's with its breaker. The estimate is made only when something needs it.
         let key_spec = key.filter(|k| k.limits.is_set() || k.budget.is_set());

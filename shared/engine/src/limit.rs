@@ -244,11 +244,18 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
     pub(crate) retry_after_ms: u64,
     pub(crate) budget: bool,
+    /// The store could not check a budget (and budgets fail closed): a 503, not a 429.
+    pub(crate) unchecked: bool,
 }
 
 impl Refusal {
     /// The client's 429: names the limit, and says when to come back.
     pub(crate) fn error(&self) -> ApiError {
+        if self.unchecked {
+            return ApiError::new(ErrorKind::Overloaded, self.message.clone())
+                .with_status(503)
+                .with_code("budget_unavailable");
+        }
         let code = if self.budget {
             "budget_exceeded"
         } else {
@@ -299,6 +306,7 @@ fn refusal(
         message,
         retry_after_ms,
         budget: scope.unit == Unit::Micros,
+        unchecked: false,
     }
 }
 
@@ -364,7 +372,20 @@ pub(crate) async fn reserve<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 cap: w.max_units,
                 name: format!("{}.{}", scope.path, w.units_field),
             }),
-            Err(e) => store_error = Some(e.to_string()),
+            Err(e) => {
+                if scope.unit == Unit::Micros && inner.cfg.server.budgets_fail_closed {
+                    refused = Some(Refusal {
+                        message: format!(
+                            "budget `{}.{}` cannot be checked: the state store is unavailable ({e}); server.budgets_fail_closed is on",
+                            scope.path, w.units_field
+                        ),
+                        retry_after_ms: 1_000,
+                        budget: true,
+                        unchecked: true,
+                    });
+                }
+                store_error = Some(e.to_string());
+            }
         }
     }
     match refused {

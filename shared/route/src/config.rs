@@ -43,6 +43,9 @@ pub struct Server {
     pub max_upstream_event_bytes: usize,
     /// `/metrics` without the admin key.
     pub public_metrics: bool,
+    /// Refuse (503) a request whose budget the state store cannot check, instead of letting it
+    /// through uncounted.
+    pub budgets_fail_closed: bool,
     /// Largest non-streamed upstream body.
     pub max_upstream_body_bytes: usize,
 }
@@ -61,6 +64,7 @@ impl Default for Server {
             max_json_depth: 64,
             max_upstream_event_bytes: 16 * 1024 * 1024,
             public_metrics: false,
+            budgets_fail_closed: false,
             max_upstream_body_bytes: 32 * 1024 * 1024,
         }
     }

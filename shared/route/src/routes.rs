@@ -19,9 +19,11 @@ pub enum Strategy {
     LeastLatency,
     /// The fewest requests in flight first.
     LeastBusy,
+    /// The cheapest by the price table first (input + output per 1M tokens; unpriced last).
+    Cost,
 }
 
-const STRATEGIES: &str = "priority, weighted, round_robin, least_latency or least_busy";
+const STRATEGIES: &str = "priority, weighted, round_robin, least_latency, least_busy or cost";
 
 fn strategy(name: &str) -> Option<Strategy> {
     Some(match name {
@@ -30,6 +32,7 @@ fn strategy(name: &str) -> Option<Strategy> {
         "round_robin" => Strategy::RoundRobin,
         "least_latency" => Strategy::LeastLatency,
         "least_busy" => Strategy::LeastBusy,
+        "cost" => Strategy::Cost,
         _ => return None,
     })
 }

@@ -145,3 +145,42 @@ fn budget_config_errors_name_the_path() {
     .unwrap_err();
     assert_eq!(e.path, "prices.gpt-x");
 }
+
+#[test]
+fn budgets_fail_open_unless_told_to_fail_closed() {
+    for closed in [false, true] {
+        let yaml = format!("{BUDGET}\nserver: {{budgets_fail_closed: {closed}}}\n");
+        let env = |k: &str| match k {
+            "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
+            _ => None,
+        };
+        let cfg = Config::load(&yaml, "t.yaml", &env).unwrap();
+        let http = FakeHttp {
+            by_host: vec![("oa", Script::Status(200, OAI_45))]
+                .into_iter()
+                .collect(),
+            ..FakeHttp::default()
+        };
+        let g = Gateway::new(
+            cfg,
+            http,
+            TestClock { fire: false },
+            Lines::default(),
+            BrokenStore,
+        );
+        let (status, _, body) = run(&g, chat("team-key-456"));
+        if closed {
+            assert_eq!(status, 503, "{body}");
+            assert!(
+                body.contains("budget_unavailable") && body.contains("keys.team.budget.daily_usd"),
+                "{body}"
+            );
+            assert!(g.inner.http.seen.lock().unwrap().is_empty());
+        } else {
+            assert_eq!(
+                status, 200,
+                "a store outage lets traffic through by default: {body}"
+            );
+        }
+    }
+}
