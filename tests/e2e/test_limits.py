@@ -205,3 +205,42 @@ def test_metrics_match_what_the_upstream_served(gateway_factory, mock, recorder,
         assert _metric(text, "gateway_time_to_first_byte_seconds_count", gen_ai_provider_name="openai") >= 5
     finally:
         gw.stop()
+
+
+def test_two_gateways_on_one_dynamodb_table_share_a_budget(gateway_factory, dynamodb, mock, tag, tmp_path):
+    """Spend from either gateway counts against one budget: alternating requests, both refuse once it is spent,
+    and each alert threshold fires once across the two (one webhook POST each)."""
+    hook = _Hook()
+    text = g.CONFIG_PATH.read_text()
+    key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
+    text = text.replace(key, key + "    budget: {daily_usd: 1}\n")
+    text += ("\nprices: {gpt-4o-mini: {input: 10000, output: 10000}}\n"
+             f"alerts: {{thresholds: [50, 80, 100], webhook_url: 'http://127.0.0.1:{hook.server_port}/alerts'}}\n")
+    cfg = tmp_path / "gateway.budget-ddb.yaml"
+    cfg.write_text(text)
+    env = {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb, "AWS_REGION": g.AWS_REGION, "AWS_ACCESS_KEY_ID": g.AWS_ACCESS_KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": g.AWS_SECRETS["AWS_SECRET_ACCESS_KEY"],
+           "AWS_SESSION_TOKEN": g.AWS_SECRETS["AWS_SESSION_TOKEN"]}
+    args = ("--state", f"dynamodb:gw-budget-{tag}")
+    a = gateway_factory.start(f"budget-ddb-a-{tag}", args, env, cfg)
+    b = gateway_factory.start(f"budget-ddb-b-{tag}", args, env, cfg)
+    try:
+        statuses = []
+        for i in range(30):
+            gw = (a, b)[i % 2]
+            statuses.append(_chat(gw.url, g.SECOND_PROXY_KEY, "gpt-4o-mini", f"spend2 {tag} {i}.").status)
+            if statuses[-1] == 429:
+                break
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {200} and len(statuses) > 2, statuses
+        other = (a, b)[len(statuses) % 2]  # the gateway that did not refuse
+        r = _chat(other.url, g.SECOND_PROXY_KEY, "gpt-4o-mini", f"spend2 {tag} other.")
+        assert r.status == 429 and g.assert_openai_error(r, 429).get("code") == "budget_exceeded"
+        deadline = time.time() + 10
+        while len(hook.bodies) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert sorted(x["threshold_percent"] for x in hook.bodies) == [50, 80, 100], hook.bodies
+    finally:
+        a.stop()
+        b.stop()
+        hook.shutdown()

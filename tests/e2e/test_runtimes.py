@@ -42,13 +42,28 @@ BEDROCK_MODEL = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 KEY_RPM = 3  # on the second proxy key: test_a_key_limit_holds_on_every_runtime
 
 
+# A provider on the mock's OpenAI API with a $1 daily budget, at a price where one answer spends it:
+# test_a_provider_budget_holds_on_every_runtime.
+BUDGETED_PROVIDER = """
+  budgeted:
+    format: openai
+    base_url: {mock_url}/openai/v1
+    auth: {{ type: bearer, env: [OPENAI_API_KEY] }}
+    budget: {{ daily_usd: 1 }}
+    models: []
+
+"""
+BUDGET_PRICES = "\nprices: {budget-model: {input: 100000, output: 100000}}\n"
+
+
 @pytest.fixture(scope="session")
-def breaker_config(tmp_path_factory) -> Path:
+def breaker_config(tmp_path_factory, mock_url) -> Path:
     """The test config with the Gemini and Bedrock providers, a breaker that opens after 2 failures and
-    stays open for a minute, and an RPM of KEY_RPM on the second proxy key."""
+    stays open for a minute, an RPM of KEY_RPM on the second proxy key, and a budgeted provider."""
     text = (g.HERE / "gateway.gemini.yaml").read_text()
     assert text.count("\nroutes:\n") == 1
-    text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + "routes:\n")
+    text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + BUDGETED_PROVIDER.format(mock_url=mock_url) + "routes:\n")
+    text += BUDGET_PRICES
     key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
     assert text.count(key) == 1
     text = text.replace(key, key + f"    limits: {{rpm: {KEY_RPM}}}\n")
@@ -325,6 +340,25 @@ def test_a_key_limit_holds_on_every_runtime(runtime, mock, tag):
     err = g.assert_openai_error(r, 429)
     assert "keys.e2e-second.limits.rpm" in err["message"], err
     assert len(mock.with_nonce(f"limit {tag} ")) == KEY_RPM
+
+
+def test_a_provider_budget_holds_on_every_runtime(runtime, mock, tag):
+    """The budget's spend is kept in the runtime's store: one answer spends the $1, the next request is a 429
+    `budget_exceeded` naming the budget, and it never reaches the upstream."""
+    statuses, bodies = [], []
+    for i in range(3):
+        r = g.raw_request(runtime.url, "POST", "/v1/chat/completions",
+                          {"model": "budgeted/budget-model", "messages": [{"role": "user", "content": f"spend {tag} {i}"}]},
+                          headers={"Authorization": f"Bearer {g.PROXY_KEY}"}, timeout=60)
+        statuses.append(r.status)
+        bodies.append(r)
+        if r.status == 429:
+            break
+    # The first answer may land in a day the budget has already spent in an earlier run of this store.
+    assert statuses[-1] == 429 and set(statuses[:-1]) <= {200}, statuses
+    err = g.assert_openai_error(bodies[-1], 429)
+    assert err.get("code") == "budget_exceeded" and "providers.budgeted.budget.daily_usd" in err["message"], err
+    assert len(mock.with_nonce(f"spend {tag} ")) == len(statuses) - 1
 
 
 @pytest.mark.parametrize("runtime", ["worker"], indirect=True)
