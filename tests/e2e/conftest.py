@@ -46,6 +46,7 @@ def mock_server():
         "cohere": g.UPSTREAM_KEYS["cohere"],
         "bedrock": g.MOCK_BEDROCK_KEYS,
         "nokey": None,
+        "pool": {g.POOL_KEYS["busy"]: "busy", g.POOL_KEYS["ok"]: "ok"},
     })
     yield srv
     srv.shutdown()

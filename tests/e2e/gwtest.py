@@ -39,6 +39,8 @@ REPO = HERE.parent.parent
 _RUN = uuid.uuid4().hex[:16]
 PROXY_KEY = f"gw-proxy-SECRET-{_RUN}a1"
 SECOND_PROXY_KEY = f"gw-second-proxy-SECRET-{_RUN}b2"
+# A provider's key pool at the mock's /pool: the "busy" key is always rate-limited (429, retry-after 30 s).
+POOL_KEYS = {"busy": f"sk-pool-busy-SECRET-{_RUN}p1", "ok": f"sk-pool-ok-SECRET-{_RUN}p2"}
 UPSTREAM_KEYS = {
     "openai": f"sk-upstream-openai-SECRET-{_RUN}c3",
     "anthropic": f"sk-ant-upstream-anthropic-SECRET-{_RUN}d4",

@@ -237,7 +237,7 @@ def count_tokens_for(body: dict) -> int:
 
 
 class MockState:
-    def __init__(self, keys: dict[str, str | None]):
+    def __init__(self, keys: dict[str, Any]):
         # prefix -> expected key (None: every request is unauthorised)
         self.keys = dict(keys)
         self.lock = threading.Lock()
@@ -1522,7 +1522,8 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.split("/", 2)
         prefix = parts[1] if len(parts) > 1 else ""
         rest = "/" + parts[2] if len(parts) > 2 else "/"
-        kind = {"openai": "openai", "groq": "openai", "nokey": "openai", "anthropic": "anthropic", "gemini": "gemini"}.get(prefix)
+        kind = {"openai": "openai", "groq": "openai", "nokey": "openai", "pool": "openai", "anthropic": "anthropic",
+                "gemini": "gemini"}.get(prefix)
         body: Any = None
         json_ok = True
         if raw:
@@ -1600,6 +1601,23 @@ class Handler(BaseHTTPRequestHandler):
             if got is None:
                 self.openai_error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error")
                 return False
+            if isinstance(expected, dict):  # /pool: several keys; a "busy" one is rate-limited for 30 s
+                state = expected.get(got.removeprefix("Bearer "))
+                if state == "busy":
+                    self.send_response(429)
+                    body = json.dumps({"error": {"message": "Rate limit reached for requests", "type": "requests",
+                                                 "param": None, "code": "rate_limit_exceeded"}}).encode()
+                    for k, v in (("content-type", "application/json"), ("content-length", str(len(body))),
+                                 ("retry-after", "30"), ("x-ratelimit-reset-requests", "30s")):
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.entry["status"] = 429
+                    return False
+                if state is None:
+                    self.openai_error(401, "Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
+                    return False
+                return True
             if expected is None or got != f"Bearer {expected}":
                 self.openai_error(401, "Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
                 return False

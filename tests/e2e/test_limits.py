@@ -244,3 +244,29 @@ def test_two_gateways_on_one_dynamodb_table_share_a_budget(gateway_factory, dyna
         a.stop()
         b.stop()
         hook.shutdown()
+
+
+def test_a_429_cools_one_pool_key_down_while_the_other_serves(gateway_factory, mock_url, mock, tag, tmp_path):
+    """A provider with two keys (fill_first): the first answers 429 with retry-after 30; the same request goes
+    on to the second key, and later requests skip the first key (cooldown in the store) without calling it."""
+    pooled = f"""
+  pooled:
+    format: openai
+    base_url: {mock_url}/pool/v1
+    auth: {{type: bearer, env: [POOL_KEY_A]}}
+    pool: {{env: [POOL_KEY_B], strategy: fill_first}}
+    models: []
+"""
+    text = g.CONFIG_PATH.read_text().replace("\nroutes:\n", pooled + "\nroutes:\n", 1)
+    cfg = tmp_path / "gateway.pool.yaml"
+    cfg.write_text(text)
+    gw = gateway_factory.start(f"pool-{tag}", extra_env={"POOL_KEY_A": g.POOL_KEYS["busy"], "POOL_KEY_B": g.POOL_KEYS["ok"]},
+                               config=cfg)
+    try:
+        for i in range(3):
+            r = _chat(gw.url, g.PROXY_KEY, "pooled/gpt-4o-mini", f"pool {tag} {i}.")
+            assert r.status == 200, r.body
+        used = [x["headers"]["authorization"].removeprefix("Bearer ") for x in mock.with_nonce(f"pool {tag} ")]
+        assert used == [g.POOL_KEYS["busy"], g.POOL_KEYS["ok"], g.POOL_KEYS["ok"], g.POOL_KEYS["ok"]], used
+    finally:
+        gw.stop()

@@ -340,10 +340,18 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     if e.fault.counts_against_target() {
                         match (e.status, e.retry_after_secs) {
                             // The upstream said when to come back: this credential cools down
-                            // for exactly that long (at most a day), on every instance.
-                            (Some(429 | 529), Some(secs)) => deferred
-                                .cooldowns
-                                .push((bkey, now.0 / 1000 + secs.min(86_400) * 1000)),
+                            // for exactly that long (at most a day), on every instance. Written
+                            // now, not after the answer: the next request must already see it.
+                            (Some(429 | 529), Some(secs)) => {
+                                let cmd = Command::Cooldown {
+                                    config: cfg.breaker.clone(),
+                                    until_ms: now.0 / 1000 + secs.min(86_400) * 1000,
+                                };
+                                let at = self.inner.clock.now().0 / 1000;
+                                if let Err(err) = self.inner.store_apply(&bkey, &cmd, at).await {
+                                    log.store_error(&err.to_string());
+                                }
+                            }
                             _ => deferred.records.push((bkey, false)),
                         }
                     }

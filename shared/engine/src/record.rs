@@ -1,5 +1,5 @@
-//! The last phase: breaker outcomes, cooldowns and limit and budget corrections written to the
-//! state store after the response is on its way, never in front of it.
+//! The last phase: breaker outcomes and limit and budget corrections written to the state store
+//! after the response is on its way, never in front of it.
 
 use crate::Inner;
 use crate::limit::{Amounts, Held};
@@ -22,8 +22,6 @@ pub(crate) struct Deferred {
     /// The streamed attempt: whether the upstream served it well, and its usage, arrive when
     /// the stream ends.
     pub(crate) stream: Option<(String, Verdict)>,
-    /// (breaker key, until unix ms): credentials an upstream asked to wait (`retry-after`).
-    pub(crate) cooldowns: Vec<(String, u64)>,
     /// Reservations to correct, with what was really used (`None`: nothing went upstream).
     pub(crate) settles: Vec<(Held, Option<Amounts>)>,
     /// Reservations of the answer being streamed: settled with its usage when it ends.
@@ -79,10 +77,6 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
         };
         for (key, ok) in d.records {
             record(key, ok).await;
-        }
-        for (key, until_ms) in d.cooldowns {
-            let config = inner.cfg.breaker.clone();
-            apply(key, Command::Cooldown { config, until_ms }).await;
         }
         for (h, used) in d.settles {
             settle(h, used).await;
