@@ -270,3 +270,26 @@ def test_a_429_cools_one_pool_key_down_while_the_other_serves(gateway_factory, m
         assert used == [g.POOL_KEYS["busy"], g.POOL_KEYS["ok"], g.POOL_KEYS["ok"], g.POOL_KEYS["ok"]], used
     finally:
         gw.stop()
+
+
+def test_health_check_round_marks_a_dead_provider_and_routing_skips_it(gateway_factory, mock, tag):
+    """POST /admin/health-check (admin key) probes every configured credential (the model list): the mock's OpenAI
+    answers, the `broken` provider's port is dead; /health shows the results, and a route that starts at the dead
+    provider is served by the next target."""
+    gw = gateway_factory.start(f"hc-{tag}", extra_env={"GATEWAY_ADMIN_KEY": "admin-e2e-key"})
+    try:
+        assert g.raw_request(gw.url, "POST", "/admin/health-check", b"",
+                             headers={"Authorization": f"Bearer {g.PROXY_KEY}"}).status == 401
+        r = g.raw_request(gw.url, "POST", "/admin/health-check", b"", headers={"Authorization": "Bearer admin-e2e-key"})
+        assert r.status == 200, r.body
+        got = r.json()["providers"]
+        assert got["openai"]["OPENAI_API_KEY"]["ok"] is True, got
+        assert got["broken"]["BROKEN_API_KEY"]["ok"] is False, got
+        assert "nokey" not in got, "unconfigured providers are not probed"
+        probes = [x for x in mock.requests() if x["method"] == "GET" and x["path"] == "/openai/v1/models"]
+        assert probes and probes[-1]["headers"]["authorization"] == f"Bearer {g.UPSTREAM_KEYS['openai']}"
+        h = g.raw_request(gw.url, "GET", "/health", headers={"Authorization": f"Bearer {g.PROXY_KEY}"}).json()
+        assert h["providers"]["broken"]["checks"]["BROKEN_API_KEY"]["ok"] is False
+        assert _chat(gw.url, g.PROXY_KEY, "fallback-chain", f"after check {tag}").status == 200
+    finally:
+        gw.stop()

@@ -256,6 +256,17 @@ async fn main() {
     };
     eprintln!("gateway: state in {where_}");
     let gw = Gateway::new(cfg, http, SystemClock, Stderr, store);
+    let every = gw.config().health_checks.interval_s;
+    if every > 0 {
+        // Active health checks: a round at start, then one per interval.
+        let g = gw.clone();
+        tokio::spawn(async move {
+            loop {
+                g.health_check().await;
+                tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+            }
+        });
+    }
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

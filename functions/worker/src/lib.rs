@@ -75,6 +75,14 @@ fn request_id() -> String {
     format!("req_{:016x}", (hi << 32) | lo)
 }
 
+/// Cron Triggers (`[triggers] crons` in wrangler.toml): one round of active health checks.
+#[event(scheduled)]
+pub async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    if let Ok(gw) = gateway(&env) {
+        gw.health_check().await;
+    }
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let url = req.url()?;

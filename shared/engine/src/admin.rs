@@ -43,6 +43,23 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         )
     }
 
+    /// `POST /admin/health-check`: one round, for an outside scheduler (admin key).
+    pub(crate) async fn run_health_check(
+        &self,
+        headers: &HeaderMap,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Response<BodyStream> {
+        if !self.is_admin(headers) {
+            log.outcome(crate::log::Outcome::Unauthenticated);
+            let e = ApiError::new(
+                ErrorKind::Authentication,
+                "/admin/health-check needs the admin key (GATEWAY_ADMIN_KEY)",
+            );
+            return error_response(Format::OpenAi, &e);
+        }
+        json_response(StatusCode::OK, &self.health_check().await)
+    }
+
     pub(crate) async fn usage(
         &self,
         format: Format,

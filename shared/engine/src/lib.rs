@@ -15,6 +15,7 @@ mod authenticate;
 mod balance;
 mod body;
 mod chat;
+mod health;
 mod limit;
 mod log;
 mod metrics;
@@ -66,6 +67,8 @@ pub(crate) struct Inner<H, C, L, S> {
     store: S,
     /// This instance's metrics.
     pub(crate) metrics: metrics::Metrics,
+    /// The last health check results (this instance's).
+    pub(crate) checks: health::Checks,
     /// Target order per route strategy (per instance).
     pub(crate) balancer: balance::Balancer,
     /// Per provider: the next credential of its pool to try first (per instance).
@@ -122,6 +125,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             inner: Arc::new(Inner {
                 admin,
                 metrics: metrics::Metrics::default(),
+                checks: health::Checks::default(),
                 next_credential,
                 balancer,
                 cfg,
@@ -181,6 +185,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let mut resp = match endpoint {
             Endpoint::Health => self.health(headers),
             Endpoint::Metrics => self.metrics(headers, &mut log),
+            Endpoint::HealthCheck => self.run_health_check(headers, &mut log).await,
             Endpoint::Usage { format } => self.usage(format, headers, query, &mut log).await,
             // A Responses call is a chat that some providers serve natively.
             Endpoint::Api {

@@ -235,6 +235,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             if let Some(m) = p.missing() {
                 o["missing"] = json!(m);
             }
+            if let Some(c) = self.inner.checks.of(&p.id) {
+                o["checks"] = c;
+            }
             providers.insert(p.id.clone(), o);
         }
         json_response(

@@ -95,6 +95,26 @@ impl Default for Timeouts {
     }
 }
 
+/// Active health checks: a probe of every configured provider credential on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthChecks {
+    /// Seconds between rounds (the local server's own timer); 0: no timer. A failed probe
+    /// keeps its credential out of traffic on every instance for this long.
+    pub interval_s: u64,
+    /// Longest wait for one probe.
+    pub timeout_ms: u64,
+}
+
+impl Default for HealthChecks {
+    fn default() -> Self {
+        Self {
+            interval_s: 0,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// A named proxy key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +185,8 @@ pub struct Config {
     pub alerts: crate::Alerts,
     /// `GATEWAY_ADMIN_KEY`: reads `/metrics` and every key's usage.
     pub admin_key: Option<String>,
+    /// Active health checks.
+    pub health_checks: HealthChecks,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +208,8 @@ struct RawConfig {
     prices: std::collections::HashMap<String, crate::Price>,
     #[serde(default)]
     alerts: crate::Alerts,
+    #[serde(default)]
+    health_checks: HealthChecks,
 }
 
 const ZERO: &str = "must be at least 1 (leave it out for no limit)";
@@ -381,6 +405,7 @@ impl Config {
             breaker: raw.breaker,
             prices: crate::Prices::with(raw.prices),
             admin_key: env("GATEWAY_ADMIN_KEY").filter(|k| !k.is_empty()),
+            health_checks: raw.health_checks,
             alerts: raw.alerts,
         })
     }

@@ -10,7 +10,7 @@ mod provider;
 mod routes;
 mod template;
 
-pub use config::{Config, ConfigError, KeySpec, Server, Timeouts};
+pub use config::{Config, ConfigError, HealthChecks, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
 pub use limits::{Allowance, Limits, Period};
 pub use prices::{Alerts, Budget, Price, Prices};

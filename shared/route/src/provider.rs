@@ -143,7 +143,16 @@ enum AuthOneOrMore {
 }
 
 /// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
-const PATH_KEYS: [&str; 4] = ["chat", "chat_stream", "count_tokens", "responses"];
+const PATH_KEYS: [&str; 5] = ["chat", "chat_stream", "count_tokens", "responses", "probe"];
+
+/// The health probe's default path: the format's free model list, where it has one.
+fn default_probe(format: Format) -> Option<&'static str> {
+    match format {
+        Format::OpenAi | Format::Gemini => Some("/models"),
+        Format::Anthropic | Format::Cohere => Some("/v1/models"),
+        Format::Bedrock | Format::Responses => None,
+    }
+}
 
 /// A provider, resolved against the environment.
 #[derive(Debug, Clone)]
@@ -213,6 +222,12 @@ impl Provider {
         self.credentials.get(i).map_or(&self.signer, |c| &c.signer)
     }
 
+    /// The health probe's URL (`paths.probe`, else the format's model list), if any.
+    pub fn probe_url(&self) -> Option<String> {
+        let t = self.paths.get("probe")?;
+        Some(format!("{}{}", self.base_url, t.render("", &self.params)))
+    }
+
     /// Whether the provider serves `op` (its format has it, or its config gives a path).
     pub fn supports(&self, op: Operation) -> bool {
         self.paths.contains_key(path_key(op, false))
@@ -273,6 +288,14 @@ fn path_templates(
             let t = UrlTemplate::parse(text, params).map_err(|r| (format!("paths.{key}"), r))?;
             out.insert(key, t);
         }
+    }
+    if let Some(text) = configured
+        .get("probe")
+        .map(String::as_str)
+        .or_else(|| default_probe(format))
+    {
+        let t = UrlTemplate::parse(text, params).map_err(|r| ("paths.probe".to_owned(), r))?;
+        out.insert("probe", t);
     }
     Ok(out)
 }

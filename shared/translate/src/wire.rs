@@ -31,6 +31,8 @@ pub enum Endpoint {
     Health,
     /// Prometheus metrics of this instance.
     Metrics,
+    /// Run one round of health checks (admin key).
+    HealthCheck,
     /// A key's usage against its limits and budget.
     Usage {
         /// The shape of errors.
@@ -154,6 +156,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/v1/models" if get => Endpoint::Models { format, id: None },
         "/health" if get => Endpoint::Health,
         "/metrics" if get => Endpoint::Metrics,
+        "/admin/health-check" if post => Endpoint::HealthCheck,
         "/v1/usage" if get => Endpoint::Usage { format },
         p if get && p.starts_with("/v1/models/") => Endpoint::Models {
             format,
@@ -161,6 +164,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         },
         "/health"
         | "/metrics"
+        | "/admin/health-check"
         | "/v1/usage"
         | "/v1/responses"
         | "/v1/chat/completions"

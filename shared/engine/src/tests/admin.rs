@@ -146,3 +146,60 @@ fn a_key_reads_its_own_usage_and_the_admin_key_reads_any() {
     assert_eq!(status, 200);
     assert!(body.contains("\"spent_usd\":0.09"), "{body}");
 }
+
+#[test]
+fn a_failed_health_check_keeps_its_credential_out_of_traffic() {
+    let (g, lines) = gateway(vec![("oa", Script::Status(200, "{\"data\":[]}"))], false);
+    let got = block_on(g.health_check());
+    assert_eq!(got["providers"]["oa"]["OA_KEY"]["ok"], true, "{got}");
+    assert_eq!(got["providers"]["down"]["OA_KEY"]["ok"], false, "{got}");
+    assert!(
+        got["providers"].get("nokey").is_none(),
+        "unconfigured providers are not probed"
+    );
+    let probe = g
+        .inner
+        .http
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(u, ..)| u == "http://oa/models")
+        .cloned();
+    assert_eq!(
+        probe.unwrap().1["authorization"],
+        "Bearer sk-oa-SECRET-0123456789"
+    );
+    // The failed one is skipped without a call; the answer comes from the next target.
+    let before = g.inner.http.seen.lock().unwrap().len();
+    let (status, _, _) = run(
+        &g,
+        post(
+            "/v1/chat/completions",
+            json!({"model": "chain", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    );
+    assert_eq!(status, 200);
+    let log = last_log(&lines);
+    assert_eq!(log["attempts"][0]["error_class"], "circuit_open", "{log}");
+    let urls: Vec<String> = g.inner.http.seen.lock().unwrap()[before..]
+        .iter()
+        .map(|(u, ..)| u.clone())
+        .collect();
+    assert_eq!(urls, ["http://oa/chat/completions"]);
+    // /health (with a proxy key) shows the last results.
+    let (_, _, body) = run(
+        &g,
+        Request::builder()
+            .method("GET")
+            .uri("/health")
+            .header("authorization", "Bearer proxy-key-123")
+            .body(Bytes::new())
+            .unwrap(),
+    );
+    let h: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        h["providers"]["down"]["checks"]["OA_KEY"]["ok"], false,
+        "{h}"
+    );
+}
