@@ -6,14 +6,14 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::Gateway;
-use gw_native::{EMBEDDED_CONFIG, Reqwest, SharedStore, Stderr, SystemClock};
+use gw_native::{EMBEDDED_CONFIG, EmfStderr, Reqwest, SharedStore, SystemClock};
 use gw_state::MemoryStore;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type Gw = Gateway<Reqwest, SystemClock, Stderr, SharedStore>;
+type Gw = Gateway<Reqwest, SystemClock, EmfStderr, SharedStore>;
 type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Error>;
 
 /// The config text and a name for errors: `GATEWAY_CONFIG` (the path of a file in the bundle or
@@ -61,7 +61,7 @@ fn build() -> Result<Gw, String> {
             "gateway: no proxy key configured (GATEWAY_PROXY_KEY): every API request gets a 503"
         );
     }
-    Ok(Gateway::new(cfg, http, SystemClock, Stderr, store))
+    Ok(Gateway::new(cfg, http, SystemClock, EmfStderr, store))
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -100,7 +100,7 @@ fn gateway(up: &str) -> Gw {
         cfg,
         Reqwest::new(2_000).unwrap(),
         SystemClock,
-        Stderr,
+        EmfStderr,
         SharedStore::Memory(MemoryStore::new()),
     )
 }

@@ -113,6 +113,70 @@ impl LogSink for Stderr {
     }
 }
 
+/// Log lines to stderr with CloudWatch Embedded Metric Format on request lines (Lambda): the same
+/// line, plus an `_aws` block that makes CloudWatch extract metrics from it, with no extra calls.
+pub struct EmfStderr;
+
+impl LogSink for EmfStderr {
+    fn emit(&self, line: &str) {
+        Stderr.emit(&with_emf(line));
+    }
+}
+
+/// Adds EMF to a request log line (namespace `Gateway`, dimensions `Provider` and `Model`):
+/// `Requests`, `Errors` (5xx), `InputTokens`, `OutputTokens`, `CostUSD`, `DurationMs` and
+/// `TTFBMs`. Other lines (events, alerts) pass unchanged.
+pub fn with_emf(line: &str) -> String {
+    let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str::<serde_json::Value>(line)
+    else {
+        return line.to_owned();
+    };
+    if !m.contains_key("request_id") || !m.contains_key("status") {
+        return line.to_owned();
+    }
+    let num = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let usage = m.get("usage").cloned().unwrap_or_default();
+    let input =
+        num(usage.get("input")) + num(usage.get("cache_read")) + num(usage.get("cache_write"));
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("none")
+            .to_owned()
+    };
+    let metrics = [
+        ("Requests", "Count", 1.0),
+        (
+            "Errors",
+            "Count",
+            f64::from(u8::from(num(m.get("status")) >= 500.0)),
+        ),
+        ("InputTokens", "Count", input),
+        ("OutputTokens", "Count", num(usage.get("output"))),
+        ("CostUSD", "None", num(m.get("cost_usd"))),
+        ("DurationMs", "Milliseconds", num(m.get("duration_ms"))),
+        ("TTFBMs", "Milliseconds", num(m.get("ttfb_ms"))),
+    ];
+    let (provider, model) = (text("provider"), text("upstream_model"));
+    m.insert("Provider".into(), provider.into());
+    m.insert("Model".into(), model.into());
+    for (name, _, v) in &metrics {
+        m.insert((*name).into(), (*v).into());
+    }
+    m.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": num(m.get("ts")) as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "Gateway",
+                "Dimensions": [["Provider", "Model"], ["Provider"]],
+                "Metrics": metrics.iter().map(|(n, u, _)| serde_json::json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    serde_json::Value::Object(m).to_string()
+}
+
 /// Loads a config, interpolating `${VAR}` from the process environment.
 pub fn load_config(text: &str, name: &str) -> Result<Config, String> {
     Config::load(text, name, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
@@ -173,4 +237,59 @@ pub fn dynamo_from(
         creds,
     );
     Ok((store, endpoint))
+}
+
+#[cfg(test)]
+mod emf_tests {
+    use super::with_emf;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn request_lines_carry_embedded_metrics_and_other_lines_pass_unchanged() {
+        let line = json!({"ts": 1796233510500u64, "request_id": "r1", "provider": "openai", "upstream_model": "gpt-4o",
+            "status": 502, "duration_ms": 12.5, "ttfb_ms": 3.0, "cost_usd": 0.01,
+            "usage": {"input": 10, "output": 5, "cache_read": 4, "cache_write": 0, "reasoning": 0}})
+        .to_string();
+        let v: Value = serde_json::from_str(&with_emf(&line)).unwrap();
+        assert_eq!(v["request_id"], "r1", "the line itself is kept");
+        assert_eq!(
+            (&v["Provider"], &v["Model"]),
+            (&json!("openai"), &json!("gpt-4o"))
+        );
+        assert_eq!(
+            (
+                &v["Requests"],
+                &v["Errors"],
+                &v["InputTokens"],
+                &v["OutputTokens"]
+            ),
+            (&json!(1.0), &json!(1.0), &json!(14.0), &json!(5.0))
+        );
+        let aws = &v["_aws"];
+        assert_eq!(aws["Timestamp"], 1796233510500u64);
+        let m = &aws["CloudWatchMetrics"][0];
+        assert_eq!(m["Namespace"], "Gateway");
+        assert_eq!(m["Dimensions"][0], json!(["Provider", "Model"]));
+        let names: Vec<&str> = m["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["Name"].as_str().unwrap())
+            .collect();
+        for n in &names {
+            assert!(
+                v.get(*n).is_some(),
+                "every declared metric has a value: {n}"
+            );
+        }
+        let event = json!({"event": "budget_alert", "threshold_percent": 50}).to_string();
+        assert_eq!(with_emf(&event), event);
+        assert_eq!(with_emf("not json"), "not json");
+        // A refused request has no provider: the dimension still has a value.
+        let refused = json!({"ts": 1, "request_id": "r2", "status": 401}).to_string();
+        assert_eq!(
+            serde_json::from_str::<Value>(&with_emf(&refused)).unwrap()["Provider"],
+            "none"
+        );
+    }
 }
