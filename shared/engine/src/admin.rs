@@ -15,6 +15,26 @@ use http::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    /// Every configured credential's breaker as the store holds it: (provider, variable, state).
+    async fn breakers(&self, now_ms: u64) -> Vec<(String, String, Reply)> {
+        let inner = &self.inner;
+        let mut reads = Vec::new();
+        for p in inner.cfg.providers.iter().filter(|p| p.missing().is_none()) {
+            for c in &p.credentials {
+                let key = crate::record::breaker_key(p, &c.signer);
+                reads.push(async move {
+                    let r = inner.store_apply(&key, &Command::Inspect, now_ms).await;
+                    r.ok().map(|r| (p.id.clone(), c.var.clone(), r))
+                });
+            }
+        }
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Whether `headers` carry `GATEWAY_ADMIN_KEY`.
     fn is_admin(&self, headers: &HeaderMap) -> bool {
         match (&self.inner.admin, gw_auth::presented_key(headers)) {
@@ -23,7 +43,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
     }
 
-    pub(crate) fn metrics(
+    pub(crate) async fn metrics(
         &self,
         headers: &HeaderMap,
         log: &mut LogGuard<H, C, L, S>,
@@ -36,10 +56,32 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             );
             return error_response(Format::OpenAi, &e);
         }
+        let mut text = self.inner.metrics.render();
+        // Breakers and cooldowns are global: read from the store at each scrape.
+        let now_ms = self.inner.clock.now().0 / 1000;
+        text.push_str("# HELP gateway_breaker_open Whether a provider credential is out of traffic now (breaker open or cooldown), from the state store.\n# TYPE gateway_breaker_open gauge\n");
+        let mut waits = String::from(
+            "# HELP gateway_breaker_retry_after_seconds How long until an open breaker or cooldown ends.\n# TYPE gateway_breaker_retry_after_seconds gauge\n",
+        );
+        for (p, var, r) in self.breakers(now_ms).await {
+            if let Reply::Breaker { open_until_ms, .. } = r {
+                let open = open_until_ms > now_ms;
+                let labels = format!("gen_ai_provider_name=\"{p}\",credential=\"{var}\"");
+                text.push_str(&format!(
+                    "gateway_breaker_open{{{labels}}} {}\n",
+                    u8::from(open)
+                ));
+                let secs = open_until_ms.saturating_sub(now_ms) as f64 / 1000.0;
+                waits.push_str(&format!(
+                    "gateway_breaker_retry_after_seconds{{{labels}}} {secs}\n"
+                ));
+            }
+        }
+        text.push_str(&waits);
         bytes_response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(self.inner.metrics.render()),
+            Bytes::from(text),
         )
     }
 
@@ -124,9 +166,28 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             }
             out.push(json!({"key": k.name, "windows": windows}));
         }
-        json_response(
-            StatusCode::OK,
-            &json!({"object": "usage", "now_ms": now_ms, "keys": Value::Array(out)}),
-        )
+        let mut body = json!({"object": "usage", "now_ms": now_ms, "keys": Value::Array(out)});
+        if self.is_admin(headers) {
+            let state = |r: &Reply| match r {
+                Reply::Breaker { open_until_ms, .. } if *open_until_ms > now_ms => {
+                    json!({"state": "open", "retry_after_ms": open_until_ms - now_ms})
+                }
+                Reply::Breaker {
+                    half_open: true, ..
+                } => json!({"state": "half_open"}),
+                Reply::Breaker { consecutive, .. } => {
+                    json!({"state": "closed", "consecutive_failures": consecutive})
+                }
+                _ => json!({"state": "unknown"}),
+            };
+            let providers: Vec<Value> = self
+                .breakers(now_ms)
+                .await
+                .iter()
+                .map(|(p, var, r)| json!({"provider": p, "credential": var, "breaker": state(r)}))
+                .collect();
+            body["providers"] = Value::Array(providers);
+        }
+        json_response(StatusCode::OK, &body)
     }
 }

@@ -198,6 +198,15 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
         },
         "a cooldown of an hour rejects for what is left of it, got {r:?}"
     );
+    let r = run(s, &k, Command::Inspect, t0 + 600_000).await?;
+    check!(
+        r == Reply::Breaker {
+            open_until_ms: t0 + 3_600_000,
+            half_open: false,
+            consecutive: 0
+        },
+        "an inspection reads the cooldown, got {r:?}"
+    );
     check!(
         run(s, &k, Command::Admit(cfg()), t0 + 3_600_000).await? == Reply::Trial,
         "then one trial"

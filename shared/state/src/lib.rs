@@ -97,6 +97,8 @@ pub enum Command {
     Reserve(Reserve),
     /// Corrects a window after the fact.
     Settle(Settle),
+    /// Reads a breaker (`Breaker`), changing nothing.
+    Inspect,
     /// Reads a window's totals (`Reserved`), changing nothing.
     Peek {
         /// The window's start, unix ms.
@@ -132,6 +134,15 @@ pub enum Reply {
         requests: u64,
         /// Tokens taken in the window.
         tokens: u64,
+    },
+    /// Where a breaker stands.
+    Breaker {
+        /// Rejecting until this unix ms (0: not open).
+        open_until_ms: u64,
+        /// Letting trials through.
+        half_open: bool,
+        /// Failures in a row while closed.
+        consecutive: u32,
     },
     /// The mark was not there: this caller set it.
     First,
@@ -182,6 +193,31 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
         Command::Settle(st) => window::settle(prev, st, version),
         Command::Peek { start_ms } => (None, window::peek(prev, *start_ms)),
+        Command::Inspect => {
+            let reply = match prev.map(|r| &r.value) {
+                Some(Value::Breaker(BreakerState::Open { until_ms, .. })) => Reply::Breaker {
+                    open_until_ms: *until_ms,
+                    half_open: false,
+                    consecutive: 0,
+                },
+                Some(Value::Breaker(BreakerState::HalfOpen { .. })) => Reply::Breaker {
+                    open_until_ms: 0,
+                    half_open: true,
+                    consecutive: 0,
+                },
+                Some(Value::Breaker(BreakerState::Closed { consecutive, .. })) => Reply::Breaker {
+                    open_until_ms: 0,
+                    half_open: false,
+                    consecutive: *consecutive,
+                },
+                _ => Reply::Breaker {
+                    open_until_ms: 0,
+                    half_open: false,
+                    consecutive: 0,
+                },
+            };
+            (None, reply)
+        }
         Command::Add { amount, window_ms } => {
             let window_start = now_ms - now_ms % window_ms.max(&1);
             let total = match prev.map(|r| &r.value) {

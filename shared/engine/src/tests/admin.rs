@@ -203,3 +203,38 @@ fn a_failed_health_check_keeps_its_credential_out_of_traffic() {
         "{h}"
     );
 }
+
+#[test]
+fn breakers_and_cooldowns_show_from_the_store_to_the_admin() {
+    let g = policy_gateway();
+    let bkey = format!(
+        "breaker:oa:{}",
+        gw_auth::fingerprint("sk-oa-SECRET-0123456789")
+    );
+    let now = 1_700_000_000_000;
+    let cool = gw_state::Command::Cooldown {
+        config: g.config().breaker.clone(),
+        until_ms: now + 30_000,
+    };
+    g.inner.store.apply_now(&bkey, &cool, now).unwrap();
+    let (_, _, text) = run(&g, get("/metrics", "admin-key-321"));
+    assert!(
+        text.contains("gateway_breaker_open{gen_ai_provider_name=\"oa\",credential=\"OA_KEY\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("gateway_breaker_retry_after_seconds{gen_ai_provider_name=\"oa\",credential=\"OA_KEY\"} 30"), "{text}");
+    let (_, _, body) = run(&g, get("/v1/usage", "admin-key-321"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["providers"][0],
+        json!({"provider": "oa", "credential": "OA_KEY", "breaker": {"state": "open", "retry_after_ms": 30_000}})
+    );
+    // A proxy key does not see providers.
+    let (_, _, body) = run(&g, get("/v1/usage", "team-key-456"));
+    assert!(
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .get("providers")
+            .is_none()
+    );
+}

@@ -177,6 +177,7 @@ impl StateStore for CountingStore {
             gw_state::Command::Cooldown { .. } => "cooldown",
             gw_state::Command::Once { .. } => "once",
             gw_state::Command::Peek { .. } => "peek",
+            gw_state::Command::Inspect => "inspect",
             gw_state::Command::Reserve(_) => "reserve",
             gw_state::Command::Settle(_) => "settle",
         });
