@@ -3,7 +3,7 @@
 //! own with a proxy key, any with the admin key).
 
 use crate::Gateway;
-use crate::limit::Scope;
+use crate::limit;
 use crate::log::LogGuard;
 use crate::util::{bytes_response, error_response, json_response};
 use bytes::Bytes;
@@ -45,6 +45,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
 
     pub(crate) async fn metrics(
         &self,
+        format: Format,
         headers: &HeaderMap,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
@@ -54,7 +55,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 ErrorKind::Authentication,
                 "/metrics needs the admin key (GATEWAY_ADMIN_KEY), or `server.public_metrics: true`",
             );
-            return error_response(Format::OpenAi, &e);
+            return error_response(format, &e);
         }
         let mut text = self.inner.metrics.render();
         // Breakers and cooldowns are global: read from the store at each scrape.
@@ -88,6 +89,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// `POST /admin/health-check`: one round, for an outside scheduler (admin key).
     pub(crate) async fn run_health_check(
         &self,
+        format: Format,
         headers: &HeaderMap,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
@@ -97,7 +99,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 ErrorKind::Authentication,
                 "/admin/health-check needs the admin key (GATEWAY_ADMIN_KEY)",
             );
-            return error_response(Format::OpenAi, &e);
+            return error_response(format, &e);
         }
         json_response(StatusCode::OK, &self.health_check().await)
     }
@@ -137,19 +139,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let now_ms = self.inner.clock.now().0 / 1000;
         let mut out = Vec::new();
         for k in keys {
-            let mut scopes = Vec::new();
-            if k.limits.is_set() {
-                let path = format!("keys.{}.limits", k.name);
-                scopes.push(Scope::limits(format!("lim:k:{}", k.name), path, &k.limits));
-            }
-            if k.budget.is_set() {
-                let path = format!("keys.{}.budget", k.name);
-                scopes.push(Scope::budget(
-                    format!("spend:k:{}", k.name),
-                    path,
-                    &k.budget,
-                ));
-            }
+            let scopes = limit::key_scopes(k);
             let mut windows = Vec::new();
             for s in &scopes {
                 for w in s.read_windows(now_ms) {

@@ -4,7 +4,7 @@
 
 use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
-use crate::limit::{self, Held, Refusal, Scope};
+use crate::limit::{self, Held, Refusal};
 use crate::log::{self, Attempt, LogGuard, Outcome};
 use crate::record::{Deferred, breaker_key};
 use crate::{Body, Gateway, plan, relay, util::error_response};
@@ -86,19 +86,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let mut key_held: Vec<Held> = Vec::new();
         if let Some(k) = key_spec {
-            let mut scopes = Vec::new();
-            if k.limits.is_set() {
-                let path = format!("keys.{}.limits", k.name);
-                scopes.push(Scope::limits(format!("lim:k:{}", k.name), path, &k.limits));
-            }
-            if k.budget.is_set() {
-                let path = format!("keys.{}.budget", k.name);
-                scopes.push(Scope::budget(
-                    format!("spend:k:{}", k.name),
-                    path,
-                    &k.budget,
-                ));
-            }
+            let scopes = limit::key_scopes(k);
             let now_ms = self.inner.clock.now().0 / 1000;
             let first = plan.first().map_or("", |t| t.model.as_str());
             let (got, store_error) =

@@ -184,8 +184,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         let headers = with_query_key.as_ref().unwrap_or(&parts.headers);
         let mut resp = match endpoint {
             Endpoint::Health => self.health(headers),
-            Endpoint::Metrics => self.metrics(headers, &mut log).await,
-            Endpoint::HealthCheck => self.run_health_check(headers, &mut log).await,
+            Endpoint::Metrics { format } => self.metrics(format, headers, &mut log).await,
+            Endpoint::HealthCheck { format } => {
+                self.run_health_check(format, headers, &mut log).await
+            }
             Endpoint::Usage { format } => self.usage(format, headers, query, &mut log).await,
             // A Responses call is a chat that some providers serve natively.
             Endpoint::Api {

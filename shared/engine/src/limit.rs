@@ -131,6 +131,24 @@ impl Scope {
     }
 }
 
+/// The scopes of a proxy key: its limits and its budget.
+pub(crate) fn key_scopes(k: &gw_route::KeySpec) -> Vec<Scope> {
+    let mut out = Vec::new();
+    if k.limits.is_set() {
+        let path = format!("keys.{}.limits", k.name);
+        out.push(Scope::limits(format!("lim:k:{}", k.name), path, &k.limits));
+    }
+    if k.budget.is_set() {
+        let path = format!("keys.{}.budget", k.name);
+        out.push(Scope::budget(
+            format!("spend:k:{}", k.name),
+            path,
+            &k.budget,
+        ));
+    }
+    out
+}
+
 /// The scopes of one target: the provider's credential and the model there, and the
 /// provider's budget (all its credentials together).
 pub(crate) fn target_scopes(p: &Provider, signer: &Signer, model: &str) -> Vec<Scope> {

@@ -30,9 +30,15 @@ pub enum Endpoint {
     /// Liveness.
     Health,
     /// Prometheus metrics of this instance.
-    Metrics,
+    Metrics {
+        /// The shape of errors.
+        format: Format,
+    },
     /// Run one round of health checks (admin key).
-    HealthCheck,
+    HealthCheck {
+        /// The shape of errors.
+        format: Format,
+    },
     /// A key's usage against its limits and budget.
     Usage {
         /// The shape of errors.
@@ -155,8 +161,8 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/v1/messages/count_tokens" if post => api(Format::Anthropic, Operation::CountTokens),
         "/v1/models" if get => Endpoint::Models { format, id: None },
         "/health" if get => Endpoint::Health,
-        "/metrics" if get => Endpoint::Metrics,
-        "/admin/health-check" if post => Endpoint::HealthCheck,
+        "/metrics" if get => Endpoint::Metrics { format },
+        "/admin/health-check" if post => Endpoint::HealthCheck { format },
         "/v1/usage" if get => Endpoint::Usage { format },
         p if get && p.starts_with("/v1/models/") => Endpoint::Models {
             format,

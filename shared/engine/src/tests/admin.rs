@@ -95,6 +95,16 @@ fn metrics_count_what_happened_for_the_admin_key_only() {
     run(&g, chat("team-key-456", "gpt-x"));
     run(&g, chat("team-key-456", "gpt-y"));
     assert_eq!(run(&g, get("/metrics", "team-key-456")).0, 401);
+    // Refusals come in the caller's API shape (here Anthropic's).
+    let mut r = get("/metrics", "team-key-456");
+    r.headers_mut()
+        .insert("anthropic-version", "2023-06-01".parse().unwrap());
+    let (status, _, body) = run(&g, r);
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status.as_u16(), &e["type"], &e["error"]["type"]),
+        (401, &json!("error"), &json!("authentication_error"))
+    );
     let (status, headers, text) = run(&g, get("/metrics", "admin-key-321"));
     assert_eq!(status, 200);
     assert!(
