@@ -226,11 +226,6 @@ impl Held {
         self.unit == Unit::Micros
     }
 
-    /// What it counts for `used`, when known.
-    pub(crate) fn used(&self, used: Amounts) -> u64 {
-        self.pick(used)
-    }
-
     /// The correction once the real amounts are known (`None`: give the request back too).
     pub(crate) fn settle(&self, used: Option<Amounts>) -> (String, Command) {
         let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

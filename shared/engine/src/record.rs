@@ -67,11 +67,11 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
             let (key, cmd) = h.settle(used);
             let done = apply(key, cmd);
             async move {
-                // A budget's total after this answer: alerts for the thresholds it crossed.
-                if let (Some(Reply::Reserved { tokens: total, .. }), Some(u)) = (done.await, used)
+                // A budget's total after this answer: alerts for the thresholds it reached.
+                if let (Some(Reply::Reserved { tokens: total, .. }), Some(_)) = (done.await, used)
                     && h.is_budget()
                 {
-                    crate::alert::check(&inner, &h, total, h.used(u)).await;
+                    crate::alert::check(&inner, &h, total).await;
                 }
             }
         };
