@@ -177,9 +177,18 @@ pub fn with_emf(line: &str) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-/// Loads a config, interpolating `${VAR}` from the process environment.
+/// Loads a config, interpolating `${VAR}` from the process environment. Key files named by a
+/// path (`GOOGLE_APPLICATION_CREDENTIALS=/path/key.json`) are read here.
 pub fn load_config(text: &str, name: &str) -> Result<Config, String> {
-    Config::load(text, name, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
+    Config::load(text, name, &env_or_file).map_err(|e| e.to_string())
+}
+
+/// A variable, or for `file:<path>` that file's contents.
+pub fn env_or_file(k: &str) -> Option<String> {
+    match k.strip_prefix(gw_route::FILE_PREFIX) {
+        Some(path) => std::fs::read_to_string(path).ok(),
+        None => std::env::var(k).ok(),
+    }
 }
 
 /// A store every native runtime can share with others, or keep to itself.

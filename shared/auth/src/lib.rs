@@ -42,8 +42,10 @@ impl KeySet {
     }
 }
 
+pub mod google;
 pub mod signer;
 pub mod sigv4;
+pub mod token;
 
 pub use signer::{SignError, Signer};
 

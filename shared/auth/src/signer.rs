@@ -1,10 +1,13 @@
 //! Upstream request signing: how the gateway proves itself to a provider. One interface for
-//! every scheme (a static header, a bearer token, a query key, AWS SigV4), async so that token
-//! sources that fetch and cache (OAuth-style exchanges) fit the same call.
+//! every scheme (a static header, a bearer token, a query key, AWS SigV4, a token fetched and
+//! cached from an OAuth-style exchange), async so that token sources fit the same call.
 
 use crate::sigv4::{self, Credentials};
+use crate::token::TokenSource;
 use bytes::Bytes;
+use gw_ports::HttpClient;
 use http::{HeaderName, HeaderValue, Request, Uri};
+use std::sync::Arc;
 
 /// A provider's signer, built from its `auth` config and the environment.
 #[derive(Clone)]
@@ -36,6 +39,8 @@ pub enum Signer {
         /// Service name in the credential scope, e.g. `bedrock`.
         service: String,
     },
+    /// `Authorization: Bearer <token>` with a token from an exchange (Azure AD, Google).
+    Token(Arc<TokenSource>),
 }
 
 impl std::fmt::Debug for Signer {
@@ -47,6 +52,7 @@ impl std::fmt::Debug for Signer {
             Self::Header { .. } => "Signer::Header",
             Self::Query { .. } => "Signer::Query",
             Self::SigV4 { .. } => "Signer::SigV4",
+            Self::Token(_) => "Signer::Token",
         })
     }
 }
@@ -57,8 +63,14 @@ impl std::fmt::Debug for Signer {
 pub struct SignError(pub String);
 
 impl Signer {
-    /// Signs `req` in place. `unix_secs` is the time for schemes that sign it.
-    pub async fn sign(&self, req: &mut Request<Bytes>, unix_secs: u64) -> Result<(), SignError> {
+    /// Signs `req` in place. `unix_secs` is the time for schemes that sign it; `http` fetches
+    /// tokens for token sources.
+    pub async fn sign<H: HttpClient>(
+        &self,
+        req: &mut Request<Bytes>,
+        unix_secs: u64,
+        http: &H,
+    ) -> Result<(), SignError> {
         match self {
             Self::None => Ok(()),
             Self::Bearer(t) => insert(req, "authorization", &format!("Bearer {t}")),
@@ -91,6 +103,27 @@ impl Signer {
                 );
                 Ok(())
             }
+            Self::Token(source) => {
+                let t = source.token(http, unix_secs).await?;
+                if let Some(api) = &t.api {
+                    // The host the token is for (Copilot's per-plan API), the path as built.
+                    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    *req.uri_mut() = format!("{}{pq}", api.trim_end_matches('/'))
+                        .parse::<Uri>()
+                        .map_err(|_| {
+                            SignError(format!("the token names an invalid API URL `{api}`"))
+                        })?;
+                }
+                insert(req, "authorization", &format!("Bearer {}", t.value))
+            }
+        }
+    }
+
+    /// The token source, for signers that have one.
+    pub fn token_source(&self) -> Option<&TokenSource> {
+        match self {
+            Self::Token(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -102,6 +135,7 @@ impl Signer {
                 Some(v)
             }
             Self::SigV4 { creds, .. } => Some(&creds.access_key_id),
+            Self::Token(s) => Some(s.identity()),
         }
     }
 
@@ -115,6 +149,7 @@ impl Signer {
             Self::SigV4 { creds, .. } => std::iter::once(creds.secret_access_key.clone())
                 .chain(creds.session_token.clone())
                 .collect(),
+            Self::Token(s) => vec![s.secret().to_owned()],
         }
     }
 }
@@ -127,6 +162,23 @@ fn insert(req: &mut Request<Bytes>, name: &str, value: &str) -> Result<(), SignE
     v.set_sensitive(true);
     req.headers_mut().insert(n, v);
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod gw_testkit_free {
+    //! An HTTP port for signers that must not use it.
+    use gw_ports::{ByteStream, HttpClient, TransportError};
+
+    pub(crate) struct NoHttp;
+
+    impl HttpClient for NoHttp {
+        async fn send(
+            &self,
+            _req: http::Request<bytes::Bytes>,
+        ) -> Result<http::Response<ByteStream>, TransportError> {
+            panic!("static signers make no calls")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +195,7 @@ mod tests {
     }
 
     fn run(s: &Signer, r: &mut Request<Bytes>) -> Result<(), SignError> {
-        let mut fut = std::pin::pin!(s.sign(r, 1_440_938_160));
+        let mut fut = std::pin::pin!(s.sign(r, 1_440_938_160, &gw_testkit_free::NoHttp));
         let waker = std::task::Waker::noop();
         match fut
             .as_mut()
@@ -229,7 +281,7 @@ mod tests {
             service: "bedrock".into(),
         };
         {
-            let mut fut = std::pin::pin!(s.sign(&mut r, 1_796_205_600));
+            let mut fut = std::pin::pin!(s.sign(&mut r, 1_796_205_600, &gw_testkit_free::NoHttp));
             let waker = std::task::Waker::noop();
             assert!(
                 fut.as_mut()

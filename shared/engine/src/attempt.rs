@@ -6,12 +6,22 @@ use crate::{Gateway, util};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
+use gw_auth::Signer;
 use gw_model::{ApiError, ErrorKind, Fault, Format, UpstreamError};
 use gw_ports::{ByteStream, Clock, HttpClient, LogSink, TransportErrorKind};
 use gw_route::Provider;
 use gw_state::StateStore;
 use gw_translate::wire;
 use http::{Request, StatusCode};
+
+/// A copy of a request, to send again (the body is shared, not copied).
+fn copy(req: &Request<Bytes>) -> Request<Bytes> {
+    let mut r = Request::new(req.body().clone());
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.headers_mut() = req.headers().clone();
+    r
+}
 
 /// Error bodies are read up to this much (the message is all the gateway needs).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -31,16 +41,33 @@ pub(crate) enum Outcome {
 }
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
-    /// Sends `req` to `p` and waits at most `budget_ms` for the first chunk (or the whole body).
+    /// Signs `req` with `signer`, sends it to `p` and waits at most `budget_ms` (the signing
+    /// included: a token may need fetching) for the first chunk (or the whole body). A token the
+    /// upstream refuses with 401 is renewed and the request sent once more.
     pub(crate) async fn attempt(
         &self,
         req: Request<Bytes>,
+        signer: &Signer,
         p: &Provider,
         format: Format,
         stream: bool,
         budget_ms: u64,
     ) -> Outcome {
-        let work = self.exchange(req, p, format, stream);
+        let work = async {
+            let Some(source) = signer.token_source() else {
+                return self.signed_exchange(req, signer, p, format, stream).await.0;
+            };
+            let again = copy(&req);
+            match self.signed_exchange(req, signer, p, format, stream).await {
+                (Outcome::Failed(e), Some(token)) if e.status == Some(401) => {
+                    source.invalidate(&token);
+                    self.signed_exchange(again, signer, p, format, stream)
+                        .await
+                        .0
+                }
+                (o, _) => o,
+            }
+        };
         let timer = self.inner.clock.sleep(budget_ms);
         match select(Box::pin(work), Box::pin(timer)).await {
             Either::Left((o, _)) => o,
@@ -53,6 +80,40 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 None,
             )),
         }
+    }
+
+    /// Signs and sends; also returns the token used, if the signer has a token source.
+    async fn signed_exchange(
+        &self,
+        mut req: Request<Bytes>,
+        signer: &Signer,
+        p: &Provider,
+        format: Format,
+        stream: bool,
+    ) -> (Outcome, Option<String>) {
+        let now = self.inner.clock.now().0 / 1_000_000;
+        if let Err(e) = signer.sign(&mut req, now, &self.inner.http).await {
+            let e = UpstreamError {
+                error: ApiError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "provider `{}`: cannot sign the request ({e}); check {}",
+                        p.id,
+                        p.auth.vars()
+                    ),
+                ),
+                fault: Fault::Credential,
+                status: None,
+                class: "credential",
+                retry_after_secs: None,
+            };
+            return (Outcome::Failed(e), None);
+        }
+        let token = signer.token_source().and_then(|_| {
+            let v = req.headers().get("authorization")?.to_str().ok()?;
+            Some(v.strip_prefix("Bearer ")?.to_owned())
+        });
+        (self.exchange(req, p, format, stream).await, token)
     }
 
     /// `format`: what the upstream speaks on this call (its errors are decoded as that).

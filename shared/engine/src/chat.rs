@@ -227,19 +227,15 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let (wire_format, op) = plan::wire_for(format, p);
             let outcome = match plan::upstream_request(
                 p,
-                signer,
                 format,
                 headers,
                 op,
                 req.stream,
                 &target.model,
                 upstream_body,
-                now.0 / 1_000_000,
-            )
-            .await
-            {
+            ) {
                 Ok(up) => {
-                    self.attempt(up, p, wire_format, req.stream, budget_ms)
+                    self.attempt(up, signer, p, wire_format, req.stream, budget_ms)
                         .await
                 }
                 Err(e) => Attempted::Failed(e),

@@ -9,7 +9,7 @@ use crate::record::breaker_key;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::{Either, join_all, select};
-use gw_ports::{Clock, HttpClient, LogSink};
+use gw_ports::{Clock, HttpClient, LogSink, TransportErrorKind};
 use gw_state::{Command, StateStore};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -96,11 +96,14 @@ async fn probe<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
         b = b.header(k.as_str(), v.as_str());
     }
     let mut req = b.body(Bytes::new()).map_err(|e| e.to_string())?;
-    signer
-        .sign(&mut req, inner.clock.now().0 / 1_000_000)
-        .await
-        .map_err(|e| e.to_string())?;
-    let send = std::pin::pin!(inner.http.send(req));
+    // Signing is inside the timeout: a token may need fetching.
+    let send = std::pin::pin!(async {
+        signer
+            .sign(&mut req, inner.clock.now().0 / 1_000_000, &inner.http)
+            .await
+            .map_err(|e| gw_ports::TransportError::new(TransportErrorKind::Other, e.0))?;
+        inner.http.send(req).await
+    });
     let timer = std::pin::pin!(inner.clock.sleep(inner.cfg.health_checks.timeout_ms));
     match select(send, timer).await {
         Either::Left((Ok(resp), _)) => {

@@ -73,6 +73,8 @@ pub(crate) struct Inner<H, C, L, S> {
     pub(crate) balancer: balance::Balancer,
     /// Per provider: the next credential of its pool to try first (per instance).
     pub(crate) next_credential: Vec<std::sync::atomic::AtomicUsize>,
+    /// Budget alerts this instance knows were fired.
+    pub(crate) alerts_fired: alert::Fired,
 }
 
 impl<H, C: Clock, L, S: StateStore> Inner<H, C, L, S> {
@@ -97,6 +99,18 @@ impl<H, C: Clock, L, S: StateStore> Inner<H, C, L, S> {
 
     fn scrubbed(&self, mut e: ApiError) -> ApiError {
         e.message = self.scrub.scrub(&e.message);
+        // Tokens the gateway fetched are secrets too, though no config holds them.
+        for t in self
+            .cfg
+            .providers
+            .iter()
+            .flat_map(|p| &p.credentials)
+            .filter_map(|c| c.signer.token_source()?.current_value())
+        {
+            if e.message.contains(&t) {
+                e.message = e.message.replace(&t, "[REDACTED]");
+            }
+        }
         e
     }
 }
@@ -126,6 +140,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 admin,
                 metrics: metrics::Metrics::default(),
                 checks: health::Checks::default(),
+                alerts_fired: alert::Fired::default(),
                 next_credential,
                 balancer,
                 cfg,

@@ -28,35 +28,42 @@ pub(crate) fn upstream_body(
     target: &Target,
 ) -> Result<(Vec<u8>, bool), ApiError> {
     let (format, _) = wire_for(client, p);
-    if format == client && wire::can_forward(client, req) {
-        return wire::fast_request(client, body, &target.model, req)
-            .map(|b| (b, true))
-            .ok_or_else(|| ApiError::invalid("request body must be a JSON object"));
-    }
-    let opts = EncodeOpts {
-        model: &target.model,
-        provider: &p.id,
-        default_max_tokens: p.default_max_tokens,
-        max_tokens_field: &p.max_tokens_field,
+    let (b, fast) = if format == client && wire::can_forward(client, req) {
+        let b = wire::fast_request(client, body, &target.model, req)
+            .ok_or_else(|| ApiError::invalid("request body must be a JSON object"))?;
+        (b, true)
+    } else {
+        let opts = EncodeOpts {
+            model: &target.model,
+            provider: &p.id,
+            default_max_tokens: p.default_max_tokens,
+            max_tokens_field: &p.max_tokens_field,
+        };
+        (gw_translate::encode_request(format, req, &opts)?, false)
     };
-    gw_translate::encode_request(format, req, &opts).map(|b| (b, false))
+    if p.body_patches.is_empty() {
+        return Ok((b, fast));
+    }
+    // The provider's own body fields (Vertex's `anthropic_version`, no `model`).
+    let patches: Vec<(&str, Option<&str>)> = p
+        .body_patches
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    let b = gw_translate::fast::patch_fields(&b, &patches)
+        .ok_or_else(|| ApiError::invalid("request body must be a JSON object"))?;
+    Ok((b, fast))
 }
 
-/// The complete, signed upstream request.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call per attempt, all parts of it"
-)]
-pub(crate) async fn upstream_request(
+/// The complete upstream request, unsigned (the attempt signs it: a token may need fetching).
+pub(crate) fn upstream_request(
     p: &Provider,
-    signer: &gw_auth::Signer,
     client: Format,
     client_headers: &HeaderMap,
     op: Operation,
     stream: bool,
     model: &str,
     body: Vec<u8>,
-    unix_secs: u64,
 ) -> Result<Request<Bytes>, UpstreamError> {
     let refused = |class, fault, message: String| UpstreamError {
         error: ApiError::new(ErrorKind::Api, message),
@@ -113,16 +120,5 @@ pub(crate) async fn upstream_request(
             }
         }
     }
-    signer.sign(&mut req, unix_secs).await.map_err(|e| {
-        refused(
-            "credential",
-            Fault::Credential,
-            format!(
-                "provider `{}`: cannot sign the request ({e}); check {}",
-                p.id,
-                p.auth.vars()
-            ),
-        )
-    })?;
     Ok(req)
 }

@@ -109,20 +109,24 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 log.pending(&p.id, &t.model, started);
                 let up = plan::upstream_request(
                     p,
-                    &p.signer,
                     format,
                     headers,
                     Operation::CountTokens,
                     false,
                     &t.model,
                     b,
-                    started.0 / 1_000_000,
-                )
-                .await;
+                );
                 let outcome = match up {
                     Ok(up) => {
-                        self.attempt(up, p, p.format, false, cfg.timeouts.per_attempt_ms)
-                            .await
+                        self.attempt(
+                            up,
+                            &p.signer,
+                            p,
+                            p.format,
+                            false,
+                            cfg.timeouts.per_attempt_ms,
+                        )
+                        .await
                     }
                     Err(e) => Attempted::Failed(e),
                 };

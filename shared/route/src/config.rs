@@ -269,7 +269,16 @@ impl Config {
             providers.push(p);
         }
 
+        share_token_sources(&mut providers);
         for p in &providers {
+            for (glob, to) in &p.delegate {
+                if !providers.iter().any(|o| &o.id == to && o.id != p.id) {
+                    return Err(err(
+                        &format!("providers.{}.delegate.{glob}", p.id),
+                        format!("`{to}` is not another provider"),
+                    ));
+                }
+            }
             check_limits(&p.limits)
                 .map_err(|f| err(&format!("providers.{}.limits.{f}", p.id), ZERO.into()))?;
             for (m, l) in &p.model_limits {
@@ -422,7 +431,83 @@ impl Config {
     }
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}` in every string scalar.
+/// One string's `${...}` expansions, as the shell does them: `${VAR}` (an error if unset),
+/// `${VAR:-word}` (`word` if unset or empty), `${VAR:+word}` (`word` if set, else nothing). The
+/// words may hold expansions themselves: `${RES:+https://${RES}.openai.azure.com}`.
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let mut depth = 1;
+        let mut end = None;
+        let bytes = after.as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            if bytes[j] == b'$' && bytes.get(j + 1) == Some(&b'{') {
+                depth += 1;
+                j += 1;
+            } else if bytes[j] == b'}' {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(j);
+                    break;
+                }
+            }
+            j += 1;
+        }
+        let end = end.ok_or_else(|| format!("unterminated `${{` in \"{s}\""))?;
+        let expr = &after[..end];
+        let (name, op, word) = match expr.find(":-").into_iter().chain(expr.find(":+")).min() {
+            Some(k) => (&expr[..k], &expr[k..k + 2], Some(&expr[k + 2..])),
+            None => (expr, "", None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+        }
+        let val = env(name).filter(|x| !x.is_empty());
+        match (val, op, word) {
+            (Some(_), ":+", Some(w)) => out.push_str(&expand(w, env)?),
+            (None, ":+", _) => {}
+            (Some(v), _, _) => out.push_str(&v),
+            (None, _, Some(w)) => out.push_str(&expand(w, env)?),
+            (None, _, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (write `${{{name}:-}}` to make it optional)"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Providers that use one credential the same way share one token source, so one exchange
+/// serves them all (Vertex's Gemini and Claude entries, one service account).
+fn share_token_sources(providers: &mut [crate::Provider]) {
+    let mut seen: Vec<gw_auth::Signer> = Vec::new();
+    for p in providers.iter_mut() {
+        for c in &mut p.credentials {
+            let Some(src) = c.signer.token_source() else {
+                continue;
+            };
+            match seen
+                .iter()
+                .find(|s| s.token_source().is_some_and(|o| o.same_exchange(src)))
+            {
+                Some(s) => c.signer = s.clone(),
+                None => seen.push(c.signer.clone()),
+            }
+        }
+        if let Some(c) = p.credentials.first() {
+            p.signer = c.signer.clone();
+        }
+    }
+}
+
+/// Replaces `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}` in every string scalar.
 fn interpolate(
     v: &mut Value,
     path: &str,
@@ -430,41 +515,7 @@ fn interpolate(
 ) -> Result<(), (String, String)> {
     match v {
         Value::String(s) if s.contains("${") => {
-            let mut out = String::with_capacity(s.len());
-            let mut rest = s.as_str();
-            while let Some(i) = rest.find("${") {
-                out.push_str(&rest[..i]);
-                let after = &rest[i + 2..];
-                let end = after
-                    .find('}')
-                    .ok_or_else(|| (path.to_owned(), format!("unterminated `${{` in \"{s}\"")))?;
-                let expr = &after[..end];
-                let (name, default) = match expr.split_once(":-") {
-                    Some((n, d)) => (n, Some(d)),
-                    None => (expr, None),
-                };
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err((
-                        path.to_owned(),
-                        format!("`${{{expr}}}` is not a valid variable reference"),
-                    ));
-                }
-                match (env(name).filter(|x| !x.is_empty()), default) {
-                    (Some(val), _) => out.push_str(&val),
-                    (None, Some(d)) => out.push_str(d),
-                    (None, None) => {
-                        return Err((
-                            path.to_owned(),
-                            format!(
-                                "environment variable {name} is not set (write `${{{name}:-}}` to make it optional)"
-                            ),
-                        ));
-                    }
-                }
-                rest = &after[end + 1..];
-            }
-            out.push_str(rest);
-            *s = out;
+            *s = expand(s, env).map_err(|r| (path.to_owned(), r))?;
         }
         Value::Sequence(seq) => {
             for (i, x) in seq.iter_mut().enumerate() {

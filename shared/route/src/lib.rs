@@ -9,6 +9,9 @@ mod prices;
 mod provider;
 mod routes;
 mod template;
+mod token_auth;
+
+pub use token_auth::FILE_PREFIX;
 
 pub use config::{Config, ConfigError, HealthChecks, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
@@ -65,6 +68,19 @@ impl Config {
 
     /// [`Self::resolve`], with the matched route's strategy and weights.
     pub fn resolve_plan(&self, model: &str, forced: Option<&str>) -> Result<Plan, ApiError> {
+        let mut plan = self.resolve_undelegated(model, forced)?;
+        for t in &mut plan.targets {
+            let p = &self.providers[t.provider];
+            if let Some((_, to)) = p.delegate.iter().find(|(g, _)| glob::matches(g, &t.model))
+                && let Some(i) = self.provider_index(to)
+            {
+                t.provider = i;
+            }
+        }
+        Ok(plan)
+    }
+
+    fn resolve_undelegated(&self, model: &str, forced: Option<&str>) -> Result<Plan, ApiError> {
         if let Some(p) = forced {
             let idx = self.provider_index(p).ok_or_else(|| {
                 ApiError::invalid(format!(
@@ -184,3 +200,5 @@ impl Route {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cloud;

@@ -39,8 +39,38 @@ pub enum AuthSpec {
         /// Region (`${AWS_REGION:-us-east-1}`).
         region: String,
     },
+    /// Azure AD (Entra ID) client credentials from the Azure SDKs' variables: `AZURE_TENANT_ID`,
+    /// `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (and `AZURE_AUTHORITY_HOST`).
+    AzureAd {
+        /// The token's scope.
+        #[serde(default = "azure_scope")]
+        scope: String,
+    },
+    /// A Google service account: its key file's JSON, or (where the runtime reads files) its
+    /// path, in the first of `env` that is set.
+    GoogleServiceAccount {
+        /// Variables holding the key file or its path.
+        env: Vec<String>,
+        /// The token's scope.
+        #[serde(default = "google_scope")]
+        scope: String,
+    },
+    /// GitHub Copilot: a GitHub OAuth token (from `gateway auth copilot`, or an editor's) in the
+    /// first of `env` that is set, exchanged for Copilot tokens.
+    GithubCopilot {
+        /// Variables holding the GitHub token.
+        env: Vec<String>,
+    },
     /// No credentials (local servers).
     None,
+}
+
+fn azure_scope() -> String {
+    "https://cognitiveservices.azure.com/.default".into()
+}
+
+fn google_scope() -> String {
+    "https://www.googleapis.com/auth/cloud-platform".into()
 }
 
 impl AuthSpec {
@@ -68,6 +98,12 @@ impl AuthSpec {
                 env.join(" or ")
             }
             Self::AwsSigv4 { .. } => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+            Self::AzureAd { .. } => {
+                "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET".into()
+            }
+            Self::GoogleServiceAccount { env, .. } | Self::GithubCopilot { env } => {
+                env.join(" or ")
+            }
             Self::None => "its credentials".into(),
         }
     }
@@ -103,6 +139,12 @@ struct RawProvider {
     pool: Option<RawPool>,
     #[serde(default)]
     budget: crate::Budget,
+    /// Top-level body fields set (or, with `null`, removed) on every request sent.
+    #[serde(default)]
+    body: serde_json::Map<String, serde_json::Value>,
+    /// Models (globs) that another provider entry serves: `{"claude-*": vertex-claude}`.
+    #[serde(default)]
+    delegate: BTreeMap<String, String>,
 }
 
 /// More credentials of the provider's auth scheme, each from its own variable.
@@ -194,6 +236,10 @@ pub struct Provider {
     pub model_limits: BTreeMap<String, crate::Limits>,
     /// What may be spent with this provider (all its credentials together).
     pub budget: crate::Budget,
+    /// Body fields to set (raw JSON) or remove (`None`) on every request.
+    pub body_patches: Vec<(String, Option<String>)>,
+    /// Model globs another provider serves, by that provider's id (resolved by the config).
+    pub delegate: Vec<(String, String)>,
 }
 
 impl Provider {
@@ -284,7 +330,8 @@ fn path_templates(
             })
             .map(String::as_str)
             .or_else(|| gw_translate::wire::default_path(format, op, stream));
-        if let Some(text) = text {
+        // An empty path: the provider does not serve it (its format's default does not apply).
+        if let Some(text) = text.filter(|t| !t.is_empty()) {
             let t = UrlTemplate::parse(text, params).map_err(|r| (format!("paths.{key}"), r))?;
             out.insert(key, t);
         }
@@ -293,6 +340,7 @@ fn path_templates(
         .get("probe")
         .map(String::as_str)
         .or_else(|| default_probe(format))
+        .filter(|t| !t.is_empty())
     {
         let t = UrlTemplate::parse(text, params).map_err(|r| ("paths.probe".to_owned(), r))?;
         out.insert("probe", t);
@@ -300,8 +348,21 @@ fn path_templates(
     Ok(out)
 }
 
-/// The signer for `auth`, if its credential is in the environment.
-fn signer(auth: &AuthSpec, env: &dyn Fn(&str) -> Option<String>) -> Option<Signer> {
+/// The signer for `auth`, if its credential is in the environment; an error for a credential
+/// that is set but unusable (a key file that does not parse).
+fn signer(auth: &AuthSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Signer>, String> {
+    match auth {
+        AuthSpec::AzureAd { scope } => Ok(crate::token_auth::azure_ad(scope, env)),
+        AuthSpec::GoogleServiceAccount { env: vars, scope } => {
+            crate::token_auth::google(vars, scope, env)
+        }
+        AuthSpec::GithubCopilot { env: vars } => Ok(crate::token_auth::github_copilot(vars, env)),
+        _ => Ok(static_signer(auth, env)),
+    }
+}
+
+/// Signers whose credential is the variable's value itself.
+fn static_signer(auth: &AuthSpec, env: &dyn Fn(&str) -> Option<String>) -> Option<Signer> {
     let first = |vars: &[String]| vars.iter().find_map(|v| env(v).filter(|s| !s.is_empty()));
     Some(match auth {
         AuthSpec::None => Signer::None,
@@ -323,6 +384,9 @@ fn signer(auth: &AuthSpec, env: &dyn Fn(&str) -> Option<String>) -> Option<Signe
             region: region.clone(),
             service: service.clone(),
         },
+        AuthSpec::AzureAd { .. }
+        | AuthSpec::GoogleServiceAccount { .. }
+        | AuthSpec::GithubCopilot { .. } => return None,
     })
 }
 
@@ -361,6 +425,12 @@ pub(crate) fn build(
         credentials: Vec::new(),
         budget: rp.budget,
         pool_strategy: rp.pool.as_ref().map(|x| x.strategy).unwrap_or_default(),
+        body_patches: rp
+            .body
+            .iter()
+            .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| v.to_string())))
+            .collect(),
+        delegate: rp.delegate.into_iter().collect(),
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
     if let Some(url) = overrides
@@ -394,7 +464,21 @@ pub(crate) fn build(
         check_auth(spec)?;
     }
     // The first scheme whose credential is set; with none, the first (its variables are named).
-    match specs.iter().find_map(|a| signer(a, env).map(|s| (a, s))) {
+    let mut found = None;
+    let mut unusable = None;
+    for a in &specs {
+        match signer(a, env) {
+            Ok(Some(s)) => {
+                found = Some((a, s));
+                break;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                unusable.get_or_insert(why);
+            }
+        }
+    }
+    match found {
         Some((a, s)) => {
             p.auth = a.clone();
             p.credentials.push(Credential {
@@ -416,9 +500,19 @@ pub(crate) fn build(
             );
         }
     }
+    if !p.has_credential
+        && let Some(why) = unusable
+    {
+        p.missing_vars = Some(why);
+    }
     if let Some(pool) = &rp.pool {
         let spec = &specs[0];
-        if specs.len() > 1 || matches!(spec, AuthSpec::None | AuthSpec::AwsSigv4 { .. }) {
+        if specs.len() > 1
+            || !matches!(
+                spec,
+                AuthSpec::Bearer { .. } | AuthSpec::Header { .. } | AuthSpec::Query { .. }
+            )
+        {
             return Err((
                 ".pool".into(),
                 "a pool needs one `auth` scheme of type bearer, header or query".into(),
@@ -429,7 +523,7 @@ pub(crate) fn build(
         }
         for var in &pool.env {
             let one = spec.with_env(var);
-            if let Some(s) = signer(&one, env) {
+            if let Some(s) = static_signer(&one, env) {
                 if p.credentials
                     .iter()
                     .any(|c| c.signer.identity() == s.identity())
@@ -455,6 +549,16 @@ pub(crate) fn build(
                     .join(" or "),
             );
         }
+    }
+    // A Vertex-style `project` left empty is the service account's own.
+    if p.params.get("project").is_some_and(String::is_empty)
+        && let Some(project) = p.signer.token_source().and_then(|t| t.project())
+    {
+        p.params.insert("project".into(), project.to_owned());
+    }
+    // Vertex AI's `global` location has no regional host.
+    if let Some(rest) = p.base_url.strip_prefix("https://global-aiplatform.") {
+        p.base_url = format!("https://aiplatform.{rest}");
     }
     for (k, val) in &p.headers {
         if http::HeaderName::from_bytes(k.as_bytes()).is_err()
@@ -486,6 +590,11 @@ fn check_auth(a: &AuthSpec) -> Result<(), (String, String)> {
         }
         AuthSpec::AwsSigv4 { service, region } if service.is_empty() || region.is_empty() => {
             bad(".auth", "aws_sigv4 needs a service and a region".into())
+        }
+        AuthSpec::GoogleServiceAccount { env, .. } | AuthSpec::GithubCopilot { env }
+            if env.is_empty() =>
+        {
+            bad(".auth.env", "name at least one environment variable".into())
         }
         _ => Ok(()),
     }

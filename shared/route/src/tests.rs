@@ -3,9 +3,9 @@
 use super::*;
 use std::collections::HashMap;
 
-const SHIPPED: &str = include_str!("../../../config/gateway.yaml");
+pub(crate) const SHIPPED: &str = include_str!("../../../config/gateway.yaml");
 
-fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(crate) fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let env: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -13,7 +13,7 @@ fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::load(yaml, "test.yaml", &|k| env.get(k).cloned())
 }
 
-fn plan(c: &Config, model: &str, forced: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn plan(c: &Config, model: &str, forced: Option<&str>) -> Vec<(String, String)> {
     c.resolve(model, forced)
         .unwrap()
         .into_iter()
@@ -21,7 +21,7 @@ fn plan(c: &Config, model: &str, forced: Option<&str>) -> Vec<(String, String)> 
         .collect()
 }
 
-fn pm(p: &str, m: &str) -> (String, String) {
+pub(crate) fn pm(p: &str, m: &str) -> (String, String) {
     (p.to_owned(), m.to_owned())
 }
 

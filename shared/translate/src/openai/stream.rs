@@ -137,6 +137,16 @@ impl Decoder {
             )));
             return Ok(());
         }
+        let empty = |r: Option<&RawValue>, none: &str| r.is_none_or(|r| r.get().trim() == none);
+        if !self.started
+            && raw_str(c.id).unwrap_or_default().is_empty()
+            && empty(c.choices, "[]")
+            && empty(c.usage, "null")
+        {
+            // Azure's first chunk only reports the prompt's content filtering (no id, model or
+            // choices): the message starts with the next one.
+            return Ok(());
+        }
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {

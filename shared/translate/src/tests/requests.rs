@@ -399,6 +399,41 @@ fn openai_stream_error_chunk_becomes_an_error_event() {
 }
 
 #[test]
+fn azure_prompt_filter_chunk_does_not_start_the_message() {
+    // Azure's stream opens with the prompt's filter results: no id, model or choices.
+    let ev = decode(
+        Format::OpenAi,
+        &[
+            br#"data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
+            b"
+
+",
+            br#"data: {"id":"chatcmpl-az1","object":"chat.completion.chunk","created":7,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"hi"},"content_filter_results":{},"finish_reason":null}]}"#,
+            b"
+
+",
+            br#"data: {"id":"chatcmpl-az1","object":"chat.completion.chunk","created":7,"model":"gpt-4o","choices":[{"index":0,"delta":{},"content_filter_results":{"violence":{"filtered":true,"severity":"high"}},"finish_reason":"content_filter"}]}"#,
+            b"
+
+data: [DONE]
+
+",
+        ],
+    );
+    assert!(
+        matches!(&ev[0], StreamEvent::Start { id, model, created: Some(7), .. } if id == "chatcmpl-az1" && model == "gpt-4o"),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        StreamEvent::Stop {
+            reason: StopReason::ContentFilter,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn openai_request_to_gemini() {
     let sig = "EqUCCqICAb4+9vsh8Pd5taZV/oPzSvjWWw==";
     // The call id a Gemini upstream's call got, carrying its signature.
