@@ -1,6 +1,8 @@
 //! `gateway`: the local server. Hyper on 127.0.0.1:8317 around the shared engine; this file
 //! only converts types and wires the ports (gw-native: reqwest, system clock, stderr).
 
+mod auth;
+mod check;
 mod conn;
 mod store;
 
@@ -22,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
+       gateway config check [--config FILE]   validate, and show what each provider misses
+       gateway auth copilot                   sign in to GitHub (device flow); prints a GITHUB_TOKEN
 
   --listen ADDR   address to listen on (default 127.0.0.1:8317)
   --config FILE   gateway YAML (default: the built-in config/gateway.yaml)
@@ -38,6 +42,8 @@ base URLs can be overridden with <PROVIDER>_BASE_URL.";
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 struct Args {
+    /// `gateway config check`: report and exit.
+    check: bool,
     listen: SocketAddr,
     config: Option<String>,
     state: Option<String>,
@@ -100,7 +106,15 @@ fn parse_args() -> Result<Args, String> {
     let mut listen: SocketAddr = ([127, 0, 0, 1], 8317).into();
     let mut config = None;
     let mut state = None;
-    let mut it = std::env::args().skip(1);
+    let mut check = false;
+    let mut it = std::env::args().skip(1).peekable();
+    if it.peek().map(String::as_str) == Some("config") {
+        it.next();
+        match it.next().as_deref() {
+            Some("check") => check = true,
+            _ => return Err(format!("`gateway config` takes `check`\n\n{USAGE}")),
+        }
+    }
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
@@ -132,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(Args {
+        check,
         listen,
         config,
         state,
@@ -190,6 +205,25 @@ fn load_config(args: &Args) -> Result<Config, String> {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("auth") {
+        if std::env::args().nth(2).as_deref() != Some("copilot") {
+            eprintln!("gateway: `gateway auth` takes `copilot`\n\n{USAGE}");
+            std::process::exit(2);
+        }
+        match auth::copilot().await {
+            Ok(token) => {
+                println!("{token}");
+                eprintln!(
+                    "gateway: store it as GITHUB_TOKEN (a secret) for the github-copilot provider"
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -204,6 +238,14 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if args.check {
+        let name = args
+            .config
+            .as_deref()
+            .unwrap_or("config/gateway.yaml (built in)");
+        print!("{}", check::report(&cfg, name));
+        return;
+    }
     if cfg.keys.is_empty() {
         let key = format!("gw-{}", random_hex(24));
         eprintln!(
