@@ -47,6 +47,13 @@ def mock_server():
         "bedrock": g.MOCK_BEDROCK_KEYS,
         "nokey": None,
         "pool": {g.POOL_KEYS["busy"]: "busy", g.POOL_KEYS["ok"]: "ok"},
+        "azure": g.CLOUD_SECRETS["AZURE_OPENAI_API_KEY"],
+        "foundry": g.CLOUD_SECRETS["AZURE_AI_FOUNDRY_API_KEY"],
+        "aad": {"tenant": "e2e-tenant", "client_id": "e2e-client", "client_secret": g.CLOUD_SECRETS["AZURE_CLIENT_SECRET"]},
+        "google": {"public_key_pem": (g.SERVICE_ACCOUNT_DIR / "privatekey.pub").read_text(),
+                   "client_email": "service-account@example.com"},
+        "vertex": {"project": "example-project", "location": "us-central1"},
+        "github": [g.CLOUD_SECRETS["GITHUB_TOKEN"]],
     })
     yield srv
     srv.shutdown()

@@ -58,12 +58,23 @@ AWS_SECRETS = {
     "AWS_SESSION_TOKEN": f"IQoJb3JpZ2luX2VjEJr//////////session-SECRET-{_RUN}j0",
     "AWS_BEARER_TOKEN_BEDROCK": f"ABSKQmVkcm9ja0FQSUtleS-bedrock-SECRET-{_RUN}k1",
 }
-OPT_IN_SECRETS = ("AWS_BEARER_TOKEN_BEDROCK",)
+# Cloud providers (test_cloud.py, mock_cloud.py): given only to the gateways of those tests.
+CLOUD_SECRETS = {
+    "AZURE_OPENAI_API_KEY": f"azure-openai-SECRET-{_RUN}m1",
+    "AZURE_AI_FOUNDRY_API_KEY": f"azure-foundry-SECRET-{_RUN}m2",
+    "AZURE_CLIENT_SECRET": f"aad-client-SECRET-{_RUN}m3",
+    "GITHUB_TOKEN": f"gho_github-SECRET-{_RUN}m4",
+}
+OPT_IN_SECRETS = ("AWS_BEARER_TOKEN_BEDROCK", *CLOUD_SECRETS)
 # secrets an upstream (by its mock prefix) may receive, beyond `<PREFIX>_API_KEY`
-UPSTREAM_SECRET_NAMES = {"bedrock": ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK")}
+UPSTREAM_SECRET_NAMES = {"bedrock": ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"), "azure": ("AZURE_OPENAI_API_KEY",),
+                         "foundry": ("AZURE_AI_FOUNDRY_API_KEY",), "aad": ("AZURE_CLIENT_SECRET",), "github": ("GITHUB_TOKEN",),
+                         "ghlogin": ("GITHUB_TOKEN",)}
 SECRET_RUN = _RUN  # every secret contains it: a leak of any 16+ character tail of a secret contains it too
 ALL_SECRETS = {"GATEWAY_PROXY_KEY": PROXY_KEY, "E2E_SECOND_PROXY_KEY": SECOND_PROXY_KEY,
-               **{f"{p.upper()}_API_KEY": k for p, k in UPSTREAM_KEYS.items()}, **AWS_SECRETS}
+               **{f"{p.upper()}_API_KEY": k for p, k in UPSTREAM_KEYS.items()}, **AWS_SECRETS, **CLOUD_SECRETS}
+# The dummy service account (shared/auth/testdata: google-auth's test key) and its public key.
+SERVICE_ACCOUNT_DIR = REPO / "shared/auth/testdata/google-service-account"
 GATEWAY_ENV_SECRETS = {k: v for k, v in ALL_SECRETS.items() if k not in OPT_IN_SECRETS}  # every gateway's environment
 MOCK_BEDROCK_KEYS = {"access_key_id": AWS_ACCESS_KEY_ID, "secret_access_key": AWS_SECRETS["AWS_SECRET_ACCESS_KEY"],
                      "session_token": AWS_SECRETS["AWS_SESSION_TOKEN"], "region": AWS_REGION,

@@ -108,6 +108,7 @@ HTML_EVENT_DATA = b"<html>not json"
 
 TRIGGERS = (  # longest first: mock-slow-body must win over mock-slow
     "mock-endless-line",
+    "mock-filtered",
     "mock-stream-error",
     "mock-stream-cut",
     "mock-overloaded",
@@ -1545,6 +1546,20 @@ class Handler(BaseHTTPRequestHandler):
         }
         self.state.record(entry)
         self.entry = entry
+        if path == "/_mock/cloud" and method == "POST":  # token lifetimes and revocations (mock_cloud.py)
+            import mock_cloud  # noqa: PLC0415
+            cs = mock_cloud.cloud_state(self)
+            with self.state.lock:
+                for k in ("aad_ttl", "google_ttl", "copilot_ttl"):
+                    if isinstance(body, dict) and k in body:
+                        cs[k] = body[k]
+                for issuer in ("aad", "google", "copilot"):
+                    cs[issuer].pop((body or {}).get("revoke"), None)
+                out = json.loads(json.dumps(cs))
+            return self.send_json(200, out)
+        if prefix in ("aad", "azure", "foundry", "google", "vertex", "github", "copilot", "ghlogin"):  # cloud auth and URL shapes: mock_cloud.py
+            import mock_cloud  # noqa: PLC0415 (imported here: it drives this module's handlers)
+            return mock_cloud.route(self, prefix, method, rest, url.query, raw, body, json_ok)
         if prefix in ("bedrock", "cohere"):  # protocol mocks of their own: mock_bedrock.py, mock_cohere.py
             import mock_bedrock, mock_cohere  # noqa: E401 (imported here: they import this module)
             if prefix == "bedrock":
@@ -1633,7 +1648,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- OpenAI --------------------------------------------------------------------------------
 
-    def openai_chat(self, prefix: str, body: Any, json_ok: bool) -> None:
+    def openai_chat(self, prefix: str, body: Any, json_ok: bool, azure: bool = False) -> None:
+        """`azure`: Azure's content-filter annotations (mock_cloud.py)."""
         if not json_ok or body is None:
             return self.openai_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
         try:
@@ -1660,6 +1676,10 @@ class Handler(BaseHTTPRequestHandler):
         if trig == "mock-html" and not stream:
             return self.send_html()
         plan = plan_reply("openai", body)
+        filtered = azure and trig == "mock-filtered"
+        if filtered:
+            plan["text"] = plan["text"][:4]
+            plan["stop_reason"] = "filtered"
         n = self.state.next_id()
         groq = prefix == "groq"
         ids = {"id": f"chatcmpl-mock{n:06d}"}
@@ -1681,7 +1701,11 @@ class Handler(BaseHTTPRequestHandler):
                 "completion_tokens_details": {"reasoning_tokens": REASONING_TOKENS if reasoning else 0, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
             }
-        finish = {"tool": "tool_calls", "end": "stop", "stop_sequence": "stop", "max_tokens": "length"}[plan["stop_reason"]]
+        finish = {"tool": "tool_calls", "end": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                  "filtered": "content_filter"}[plan["stop_reason"]]
+        safe = {k: {"filtered": False, "severity": "safe"} for k in ("hate", "self_harm", "sexual", "violence")}
+        flagged = {**safe, "violence": {"filtered": True, "severity": "high"}}
+        prompt_filter = [{"prompt_index": 0, "content_filter_results": safe}]
         args = json.dumps(plan.get("args", TOOL_ARGS))
         model = body["model"]
         created = int(time.time())
@@ -1697,8 +1721,13 @@ class Handler(BaseHTTPRequestHandler):
                 msg["tool_calls"] = [{"id": ids["tool_call_ids"][0], "type": "function",
                                       "function": {"name": plan["tool"], "arguments": args}}]
             choices = [{"index": i, "message": msg, "logprobs": None, "finish_reason": finish} for i in range(body.get("n") or 1)]
+            if azure:
+                for c in choices:
+                    c["content_filter_results"] = flagged if filtered else safe
             resp: dict[str, Any] = {"id": ids["id"], "object": "chat.completion", "created": created, "model": model,
                                     "choices": choices, "usage": usage, "system_fingerprint": "fp_mock"}
+            if azure:
+                resp["prompt_filter_results"] = prompt_filter
             if groq:
                 resp["x_groq"] = {"id": f"req_groq{n:06d}"}
             else:
@@ -1715,6 +1744,9 @@ class Handler(BaseHTTPRequestHandler):
                 c["service_tier"] = "default"
             c["system_fingerprint"] = "fp_mock"
             c["choices"] = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            if azure and delta is not None:
+                c["choices"][0]["content_filter_results"] = (flagged if finish_reason == "content_filter" else
+                                                             {} if finish_reason or not delta.get("content") else safe)
             if include_usage and not groq:
                 c["usage"] = None
             c.update(extra)
@@ -1741,6 +1773,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             for piece in split_text(plan["text"], 3):
                 events.append(chunk({"content": piece}))
+        if azure:  # Azure's first chunk: the prompt's filter results, nothing else set
+            events.insert(0, {"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                              "prompt_filter_results": prompt_filter})
         if groq:
             events.append(chunk({}, finish, x_groq={"id": f"req_groq{n:06d}", "usage": usage}, usage=usage))
         else:

@@ -55,6 +55,48 @@ BUDGETED_PROVIDER = """
 """
 BUDGET_PRICES = "\nprices: {budget-model: {input: 100000, output: 100000}}\n"
 
+# The shipped config's cloud entries, on the mock (mock_cloud.py): Azure OpenAI by api-key, Gemini and
+# Claude on Vertex AI by a service account whose key file's JSON is the variable (a Worker secret).
+CLOUD_PROVIDERS = """
+  azure-openai:
+    format: openai
+    base_url: {mock_url}/azure
+    auth: [{{ type: header, name: api-key, env: [AZURE_OPENAI_API_KEY] }}, {{ type: azure_ad }}]
+    params: {{ api_version: "2024-10-21" }}
+    paths: {{ chat: "/openai/deployments/{{model}}/chat/completions?api-version={{api_version}}" }}
+    models: []
+
+  vertex:
+    format: gemini
+    base_url: {mock_url}/vertex
+    auth: {{ type: google_service_account, env: [GOOGLE_APPLICATION_CREDENTIALS] }}
+    params: {{ project: "", location: us-central1 }}
+    paths:
+      chat: "/v1/projects/{{project}}/locations/{{location}}/publishers/google/models/{{model}}:generateContent"
+      chat_stream: "/v1/projects/{{project}}/locations/{{location}}/publishers/google/models/{{model}}:streamGenerateContent?alt=sse"
+    delegate: {{ "claude-*": vertex-claude }}
+    models: []
+
+  vertex-claude:
+    format: anthropic
+    base_url: {mock_url}/vertex
+    auth: {{ type: google_service_account, env: [GOOGLE_APPLICATION_CREDENTIALS] }}
+    params: {{ project: "", location: us-central1 }}
+    paths:
+      chat: "/v1/projects/{{project}}/locations/{{location}}/publishers/anthropic/models/{{model}}:rawPredict"
+      chat_stream: "/v1/projects/{{project}}/locations/{{location}}/publishers/anthropic/models/{{model}}:streamRawPredict"
+      count_tokens: ""
+    body: {{ anthropic_version: vertex-2023-10-16, model: null }}
+    models: []
+
+"""
+
+
+def _cloud_env(mock_url: str) -> dict[str, str]:
+    sa = json.loads((g.SERVICE_ACCOUNT_DIR / "service_account.json").read_text())
+    sa["token_uri"] = f"{mock_url}/google/token"
+    return {"AZURE_OPENAI_API_KEY": g.CLOUD_SECRETS["AZURE_OPENAI_API_KEY"], "GOOGLE_APPLICATION_CREDENTIALS": json.dumps(sa)}
+
 
 @pytest.fixture(scope="session")
 def breaker_config(tmp_path_factory, mock_url) -> Path:
@@ -62,7 +104,8 @@ def breaker_config(tmp_path_factory, mock_url) -> Path:
     stays open for a minute, an RPM of KEY_RPM on the second proxy key, and a budgeted provider."""
     text = (g.HERE / "gateway.gemini.yaml").read_text()
     assert text.count("\nroutes:\n") == 1
-    text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + BUDGETED_PROVIDER.format(mock_url=mock_url) + "routes:\n")
+    text = text.replace("\nroutes:\n", "\n" + BEDROCK_PROVIDER + BUDGETED_PROVIDER.format(mock_url=mock_url)
+                        + CLOUD_PROVIDERS.format(mock_url=mock_url) + "routes:\n")
     text += BUDGET_PRICES
     key = "    key: ${E2E_SECOND_PROXY_KEY:-}\n"
     assert text.count(key) == 1
@@ -82,17 +125,18 @@ def _ddb_env(endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
-def runtime(request, gateway_factory, dynamodb, breaker_config) -> g.Gateway:
+def runtime(request, gateway_factory, dynamodb, breaker_config, mock_url) -> g.Gateway:
     name = request.param
+    cloud = _cloud_env(mock_url)
     if name == "local":
-        gw = gateway_factory.start("rt-local", config=breaker_config)
+        gw = gateway_factory.start("rt-local", config=breaker_config, extra_env=cloud)
     elif name == "lambda":
         table = f"gw-rt-{g.nonce()}"
         g.create_ddb_table(dynamodb, table)
-        gw = gateway_factory.start_lambda("rt-lambda", table, _ddb_env(dynamodb), config=breaker_config)
+        gw = gateway_factory.start_lambda("rt-lambda", table, {**_ddb_env(dynamodb), **cloud}, config=breaker_config)
         gw.table = table
     else:
-        gw = gateway_factory.start_worker("rt-worker", config=breaker_config)
+        gw = gateway_factory.start_worker("rt-worker", config=breaker_config, extra_env=cloud)
     gw.runtime = name
     yield gw
     gw.stop()
@@ -367,3 +411,26 @@ def test_durable_object_store_conformance(runtime):
     (memory, embedded and DynamoDB Local run it in `cargo test`)."""
     r = g.raw_request(runtime.url, "POST", f"/__gw/conformance?prefix={g.nonce()}", b"", timeout=120)
     assert r.status == 200 and r.body.strip() == b"ok", r.body
+
+
+@STREAM
+def test_azure_openai_and_vertex_with_their_own_auth(runtime, recorder, mock, tag, stream):
+    """Azure's deployment URL and api-key; Vertex's service account (an RS256 JWT signed by the runtime,
+    wasm included, exchanged at the mock's token endpoint) for Gemini and for Claude."""
+    client = g.openai_client(runtime, recorder)
+    for model, path_end in [("azure-openai/gpt-4o", "/azure/openai/deployments/gpt-4o/chat/completions"),
+                            ("vertex/gemini-2.5-flash", "/publishers/google/models/gemini-2.5-flash:"
+                             + ("streamGenerateContent" if stream else "generateContent")),
+                            ("vertex/claude-sonnet-4-5", "/publishers/anthropic/models/claude-sonnet-4-5:"
+                             + ("streamRawPredict" if stream else "rawPredict"))]:
+        user = f"cloud {tag} {model}."
+        r = g.openai_chat(client, stream=stream, model=model, max_tokens=50, messages=[{"role": "user", "content": user}])
+        assert r.text == f"echo: {user}", (model, r.text)
+        req = mock.one(user)
+        assert req["path"].endswith(path_end), (model, req["path"])
+        if model.startswith("azure"):
+            assert req["query"] == "api-version=2024-10-21"
+            assert req["headers"]["api-key"] == g.CLOUD_SECRETS["AZURE_OPENAI_API_KEY"]
+        else:
+            assert req["path"].startswith("/vertex/v1/projects/example-project/locations/us-central1/")
+            assert req["headers"]["authorization"].startswith("Bearer ya29.mock-")

@@ -51,7 +51,9 @@ def test_no_secrets_leak(gateway, gateway_factory, recorder, mock):
     assert not leaks, "secrets leaked:\n" + "\n".join(sorted(set(leaks)))
 
     upstream = [r for r in mock.requests() if r["path"].split("/")[1] in ("openai", "anthropic", "groq", "nokey", "gemini",
-                                                                                "bedrock", "cohere")]
+                                                                                "bedrock", "cohere", "azure", "foundry",
+                                                                                "aad", "google", "vertex", "github", "copilot",
+                                                                                "ghlogin")]
     assert upstream, "no upstream request recorded"
     for r in upstream:
         g.assert_no_secret_leak_upstream(r)
