@@ -92,10 +92,16 @@ CLOUD_PROVIDERS = """
 """
 
 
-def _cloud_env(mock_url: str) -> dict[str, str]:
+def _cloud_env(mock_url: str, workdir: Path | None = None) -> dict[str, str]:
+    """The key file's JSON itself (a Worker secret), or with `workdir` a path to it (Lambda reads files; the
+    emulator's env file cannot carry the key's escaped newlines)."""
     sa = json.loads((g.SERVICE_ACCOUNT_DIR / "service_account.json").read_text())
     sa["token_uri"] = f"{mock_url}/google/token"
-    return {"AZURE_OPENAI_API_KEY": g.CLOUD_SECRETS["AZURE_OPENAI_API_KEY"], "GOOGLE_APPLICATION_CREDENTIALS": json.dumps(sa)}
+    key = json.dumps(sa)
+    if workdir is not None:
+        (workdir / "sa.json").write_text(key)
+        key = str(workdir / "sa.json")
+    return {"AZURE_OPENAI_API_KEY": g.CLOUD_SECRETS["AZURE_OPENAI_API_KEY"], "GOOGLE_APPLICATION_CREDENTIALS": key}
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +131,9 @@ def _ddb_env(endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
-def runtime(request, gateway_factory, dynamodb, breaker_config, mock_url) -> g.Gateway:
+def runtime(request, gateway_factory, dynamodb, breaker_config, mock_url, tmp_path_factory) -> g.Gateway:
     name = request.param
-    cloud = _cloud_env(mock_url)
+    cloud = _cloud_env(mock_url, tmp_path_factory.mktemp("sa") if name == "lambda" else None)
     if name == "local":
         gw = gateway_factory.start("rt-local", config=breaker_config, extra_env=cloud)
     elif name == "lambda":
@@ -138,6 +144,7 @@ def runtime(request, gateway_factory, dynamodb, breaker_config, mock_url) -> g.G
     else:
         gw = gateway_factory.start_worker("rt-worker", config=breaker_config, extra_env=cloud)
     gw.runtime = name
+    gw.cloud_env = cloud
     yield gw
     gw.stop()
 
@@ -346,13 +353,15 @@ def test_breaker_state_is_shared_or_durable(runtime, gateway_factory, dynamodb, 
         _assert_open(runtime, model, mock, f"before restart {tag}")
         persist = runtime.persist
         runtime.stop()
-        again = gateway_factory.start_worker(f"rt-worker-again-{tag}", config=breaker_config, persist=persist)
+        again = gateway_factory.start_worker(f"rt-worker-again-{tag}", config=breaker_config, persist=persist,
+                                             extra_env=runtime.cloud_env)
         try:
             _assert_open(again, model, mock, f"after restart {tag}", settle=0)
         finally:
             again.stop()
         # Later tests in this module still use `runtime`: bring it back on the same state.
-        restarted = gateway_factory.start_worker(f"rt-worker-back-{tag}", config=breaker_config, persist=persist)
+        restarted = gateway_factory.start_worker(f"rt-worker-back-{tag}", config=breaker_config, persist=persist,
+                                                 extra_env=runtime.cloud_env)
         runtime.proc, runtime.port, runtime.url, runtime.workdir = restarted.proc, restarted.port, restarted.url, restarted.workdir
     else:
         table = f"gw-rt-local-{tag}"

@@ -23,7 +23,10 @@ pub(crate) struct Fired(Mutex<HashMap<String, u64>>);
 
 impl Fired {
     fn known(&self, key: &str) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains_key(key)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
     }
 
     fn remember(&self, key: String, until_ms: u64, now_ms: u64) {
