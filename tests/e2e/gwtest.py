@@ -60,8 +60,8 @@ AWS_SECRETS = {
 }
 # Cloud providers (test_cloud.py, mock_cloud.py): given only to the gateways of those tests.
 CLOUD_SECRETS = {
-    "AZURE_OPENAI_API_KEY": f"azure-openai-SECRET-{_RUN}m1",
-    "AZURE_AI_FOUNDRY_API_KEY": f"azure-foundry-SECRET-{_RUN}m2",
+    "AZURE_OPENAI_API_KEY": f"az-oai-key-SECRET-{_RUN}m1",  # not a provider id's prefix: the scrubber masks 8-char prefixes
+    "AZURE_AI_FOUNDRY_API_KEY": f"aif-key-SECRET-{_RUN}m2",
     "AZURE_CLIENT_SECRET": f"aad-client-SECRET-{_RUN}m3",
     "GITHUB_TOKEN": f"gho_github-SECRET-{_RUN}m4",
 }

@@ -577,6 +577,13 @@ def route(h: Any, method: str, rest: str, raw: bytes, body: Any, json_ok: bool) 
         h.entry["issued"] = check_auth(h, raw, keys)
     except BedrockError as e:
         return error(h, e)
+    inv = re.fullmatch(r"/model/([^/]+)/invoke", rest)
+    if inv and method == "POST":  # InvokeModel: embedding models (mock_embed.py)
+        import mock_embed  # noqa: PLC0415
+        try:
+            return h.reply(200, mock_embed.bedrock_invoke(unquote(inv.group(1)), body))
+        except mock_embed.EmbedInvalid as e:
+            return error(h, invalid(e.message))
     m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", rest)
     if method != "POST" or not m:
         return error(h, BedrockError(404, "UnknownOperationException", f"Unknown operation {method} {rest}"))

@@ -237,6 +237,9 @@ def azure(h: Any, prefix: str, method: str, rest: str, query: str, body: Any, js
     if prefix == "azure":
         if rest == "/openai/models" and method == "GET":
             return h.reply(200, {"data": [{"id": "gpt-4o", "object": "model", "status": "succeeded"}], "object": "list"})
+        m = re.fullmatch(r"/openai/deployments/([^/]+)/embeddings", rest)
+        if m and method == "POST":
+            return h.openai_embeddings(body)
         m = re.fullmatch(r"/openai/deployments/([^/]+)/chat/completions", rest)
         if not m or method != "POST":
             return azure_error(h, 404, "404", "Resource not found")
@@ -249,6 +252,8 @@ def azure(h: Any, prefix: str, method: str, rest: str, query: str, body: Any, js
         return h.openai_chat("azure", body, json_ok, azure=True)
     if rest == "/models/info" and method == "GET":
         return h.reply(200, {"model_name": "Phi-4", "model_type": "chat-completion", "model_provider_name": "Microsoft"})
+    if rest == "/models/embeddings" and method == "POST":
+        return h.openai_embeddings(body)
     if rest != "/models/chat/completions" or method != "POST":
         return azure_error(h, 404, "404", "Resource not found")
     if isinstance(body, dict) and not body.get("model"):
@@ -281,6 +286,8 @@ def vertex(h: Any, method: str, rest: str, query: str, body: Any, json_ok: bool,
     if location != want.get("location"):
         return gerr(400, "FAILED_PRECONDITION", f"Location {location} is not supported for this project")
     if publisher == "google":
+        if action == "predict" and not model.startswith(("text-embedding", "gemini-embedding", "text-multilingual")):
+            return gerr(400, "FAILED_PRECONDITION", f"{model} does not support predict")
         return h.gemini_route(method, f"/v1/models/{model}:{action}", query, body, json_ok, raw)
     if action not in ("rawPredict", "streamRawPredict"):
         return gerr(404, "NOT_FOUND", f"Method not found: {action}")

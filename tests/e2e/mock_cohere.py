@@ -332,6 +332,12 @@ def route(h: Any, method: str, rest: str, body: Any, json_ok: bool) -> None:
         return h.reply(401, {"message": "no api key supplied"})
     if not expected or got != f"Bearer {expected}":
         return h.reply(401, {"message": "invalid api token"})
+    if rest == "/v2/embed" and method == "POST":
+        import mock_embed  # noqa: PLC0415
+        try:
+            return h.reply(200, mock_embed.cohere(body))
+        except mock_embed.EmbedInvalid as e:
+            return error(h, e.status, e.message)
     if rest != "/v2/chat" or method != "POST":
         return error(h, 404, f"{method} {rest} not found")
     if not json_ok or body is None:

@@ -1578,6 +1578,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "openai":
             if rest == "/v1/chat/completions" and method == "POST":
                 return self.openai_chat(prefix, body, json_ok)
+            if rest == "/v1/embeddings" and method == "POST":
+                return self.openai_embeddings(body)
             if rest == "/v1/responses" and prefix == "openai":  # the Responses API: mock_responses.py
                 import mock_responses  # noqa: PLC0415 (imported here: it imports this module)
                 return mock_responses.route(self, method, body, json_ok)
@@ -1593,6 +1595,15 @@ class Handler(BaseHTTPRequestHandler):
             data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in ("claude-sonnet-4-5",)]
             return self.reply(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
         return self.anthropic_error(404, "not_found_error", f"Not found: {method} {rest}")
+
+    def openai_embeddings(self, body: Any) -> None:
+        import mock_embed  # noqa: PLC0415
+        if isinstance(body, dict) and trigger_of(body.get("model")) == "mock-fail-500":
+            return self.openai_error(500, "The server had an error while processing your request. Sorry about that!", "server_error")
+        try:
+            return self.reply(200, mock_embed.openai(body))
+        except mock_embed.EmbedInvalid as e:
+            return self.openai_error(e.status, e.message, "invalid_request_error")
 
     def reply(self, status: int, obj: Any, headers: dict[str, str] | None = None, delay_body: float = 0.0) -> None:
         self.entry["status"] = status
@@ -2022,6 +2033,16 @@ class Handler(BaseHTTPRequestHandler):
             if model not in GEMINI_MODELS:
                 return self.gemini_error(404, "NOT_FOUND", f"models/{model} is not found for API version {version}")
             return self.reply(200, gemini_model_info(model))
+        if method == "POST" and action in ("embedContent", "batchEmbedContents", "predict"):
+            import mock_embed  # noqa: PLC0415
+            if not json_ok:
+                return self.gemini_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            try:
+                if action == "predict":  # Vertex AI only (mock_cloud.py routes it here)
+                    return self.reply(200, mock_embed.vertex_predict(body))
+                return self.reply(200, mock_embed.gemini(model, action, body))
+            except mock_embed.EmbedInvalid as e:
+                return self.gemini_error(e.status, "INVALID_ARGUMENT", e.message)
         if method != "POST" or action not in ("generateContent", "streamGenerateContent", "countTokens"):
             return self.gemini_error(404, "NOT_FOUND", f"Method not found: {method} {rest}")
         if not known:

@@ -15,6 +15,7 @@ mod authenticate;
 mod balance;
 mod body;
 mod chat;
+mod embed;
 mod health;
 mod limit;
 mod log;
@@ -211,6 +212,14 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 call,
             } => {
                 self.chat(format, &call, headers, body, &mut log, start, &mut deferred)
+                    .await
+            }
+            Endpoint::Api {
+                format,
+                op: Operation::Embeddings,
+                call,
+            } => {
+                self.embeddings(format, &call, headers, body, &mut log, &mut deferred)
                     .await
             }
             Endpoint::Api {

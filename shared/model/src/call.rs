@@ -13,6 +13,8 @@ pub enum Operation {
     CountTokens,
     /// A chat turn in the Responses API, to a provider that serves it natively.
     Responses,
+    /// Embedding texts as vectors.
+    Embeddings,
 }
 
 impl Operation {
@@ -22,6 +24,7 @@ impl Operation {
             Self::Chat => "chat",
             Self::CountTokens => "count_tokens",
             Self::Responses => "responses",
+            Self::Embeddings => "embeddings",
         }
     }
 }

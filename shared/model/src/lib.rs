@@ -5,9 +5,11 @@
 //! carried verbatim so it survives a round trip byte for byte.
 
 mod call;
+mod embed;
 mod estimate;
 
 pub use call::{Fault, Framing, Operation, UpstreamError};
+pub use embed::{EmbedInput, EmbedRequest, EmbedResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -4,6 +4,7 @@
 use crate::template::UrlTemplate;
 use gw_auth::Signer;
 use gw_model::{Format, Operation};
+use gw_translate::embed::EmbedWire;
 use serde::Deserialize;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -145,6 +146,9 @@ struct RawProvider {
     /// Models (globs) that another provider entry serves: `{"claude-*": vertex-claude}`.
     #[serde(default)]
     delegate: BTreeMap<String, String>,
+    /// How it is asked for embeddings, when not its format's way (Vertex: `vertex_predict`).
+    #[serde(default)]
+    embed_wire: Option<EmbedWire>,
 }
 
 /// More credentials of the provider's auth scheme, each from its own variable.
@@ -185,7 +189,14 @@ enum AuthOneOrMore {
 }
 
 /// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
-const PATH_KEYS: [&str; 5] = ["chat", "chat_stream", "count_tokens", "responses", "probe"];
+const PATH_KEYS: [&str; 6] = [
+    "chat",
+    "chat_stream",
+    "count_tokens",
+    "responses",
+    "embeddings",
+    "probe",
+];
 
 /// The health probe's default path: the format's free model list, where it has one.
 fn default_probe(format: Format) -> Option<&'static str> {
@@ -240,6 +251,8 @@ pub struct Provider {
     pub body_patches: Vec<(String, Option<String>)>,
     /// Model globs another provider serves, by that provider's id (resolved by the config).
     pub delegate: Vec<(String, String)>,
+    /// How it is asked for embeddings (`None`: it has none).
+    pub embed_wire: Option<EmbedWire>,
 }
 
 impl Provider {
@@ -296,6 +309,7 @@ fn path_key(op: Operation, stream: bool) -> &'static str {
         (Operation::Chat, true) => "chat_stream",
         (Operation::CountTokens, _) => "count_tokens",
         (Operation::Responses, _) => "responses",
+        (Operation::Embeddings, _) => "embeddings",
     }
 }
 
@@ -303,6 +317,7 @@ fn path_key(op: Operation, stream: bool) -> &'static str {
 /// serves streams unless `chat_stream` is given).
 fn path_templates(
     format: Format,
+    embed: Option<EmbedWire>,
     configured: &BTreeMap<String, String>,
     params: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<&'static str, UrlTemplate>, (String, String)> {
@@ -320,6 +335,7 @@ fn path_templates(
         ("chat_stream", Operation::Chat, true),
         ("count_tokens", Operation::CountTokens, false),
         ("responses", Operation::Responses, false),
+        ("embeddings", Operation::Embeddings, false),
     ] {
         let text = configured
             .get(key)
@@ -329,7 +345,10 @@ fn path_templates(
                     .flatten()
             })
             .map(String::as_str)
-            .or_else(|| gw_translate::wire::default_path(format, op, stream));
+            .or_else(|| match op {
+                Operation::Embeddings => embed.map(EmbedWire::default_path),
+                _ => gw_translate::wire::default_path(format, op, stream),
+            });
         // An empty path: the provider does not serve it (its format's default does not apply).
         if let Some(text) = text.filter(|t| !t.is_empty()) {
             let t = UrlTemplate::parse(text, params).map_err(|r| (format!("paths.{key}"), r))?;
@@ -404,8 +423,9 @@ pub(crate) fn build(
             e.into_inner().to_string(),
         )
     })?;
-    let paths =
-        path_templates(rp.format, &rp.paths, &rp.params).map_err(|(p, r)| (format!(".{p}"), r))?;
+    let embed_wire = rp.embed_wire.or_else(|| EmbedWire::of(rp.format));
+    let paths = path_templates(rp.format, embed_wire, &rp.paths, &rp.params)
+        .map_err(|(p, r)| (format!(".{p}"), r))?;
     let mut p = Provider {
         id: id.to_owned(),
         format: rp.format,
@@ -431,6 +451,7 @@ pub(crate) fn build(
             .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| v.to_string())))
             .collect(),
         delegate: rp.delegate.into_iter().collect(),
+        embed_wire,
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
     if let Some(url) = overrides

@@ -10,6 +10,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod cohere;
+pub mod embed;
 pub mod fast;
 pub mod gemini;
 mod json;

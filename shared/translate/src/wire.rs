@@ -65,6 +65,8 @@ pub struct UrlCall {
     pub stream: Option<bool>,
     /// A stream as one JSON array rather than SSE (Gemini without `alt=sse`).
     pub json_array: bool,
+    /// Several inputs in one call (Gemini's `:batchEmbedContents`).
+    pub batch: bool,
 }
 
 /// The format a client speaks, from the path or its headers (for errors on any path).
@@ -125,6 +127,7 @@ fn gemini_endpoint(
         "generateContent" => (Operation::Chat, false),
         "streamGenerateContent" => (Operation::Chat, true),
         "countTokens" => (Operation::CountTokens, false),
+        "embedContent" | "batchEmbedContents" => (Operation::Embeddings, false),
         _ => return Some(Endpoint::NotFound { format }),
     };
     if *method != Method::POST {
@@ -137,6 +140,7 @@ fn gemini_endpoint(
             model,
             stream: Some(stream),
             json_array: stream && !sse,
+            batch: verb == "batchEmbedContents",
         },
     })
 }
@@ -159,6 +163,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/v1/responses" if post => api(Format::Responses, Operation::Chat),
         "/v1/messages" if post => api(Format::Anthropic, Operation::Chat),
         "/v1/messages/count_tokens" if post => api(Format::Anthropic, Operation::CountTokens),
+        "/v1/embeddings" if post => api(Format::OpenAi, Operation::Embeddings),
         "/v1/models" if get => Endpoint::Models { format, id: None },
         "/health" if get => Endpoint::Health,
         "/metrics" if get => Endpoint::Metrics { format },
@@ -176,6 +181,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         | "/v1/chat/completions"
         | "/v1/messages"
         | "/v1/messages/count_tokens"
+        | "/v1/embeddings"
         | "/v1/models" => Endpoint::MethodNotAllowed { format },
         _ => Endpoint::NotFound { format },
     }
@@ -185,6 +191,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
 /// name `{model}`; `None` when the format has no such operation.
 pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'static str> {
     match (format, op) {
+        (_, Operation::Embeddings) => crate::embed::EmbedWire::of(format).map(|w| w.default_path()),
         // Native Responses is what a provider of that format serves; others declare it in config.
         (Format::Responses, Operation::Chat | Operation::Responses) => Some("/responses"),
         (_, Operation::Responses) | (Format::Responses, Operation::CountTokens) => None,
@@ -531,7 +538,8 @@ mod tests {
                 call: UrlCall {
                     model: Some("gemini-2.5-flash".into()),
                     stream: Some(true),
-                    json_array: false
+                    json_array: false,
+                    batch: false,
                 },
             }
         );
@@ -571,7 +579,20 @@ mod tests {
             }
         );
         assert_eq!(
-            g(&Method::POST, "/v1beta/models/m:embedContent", None),
+            g(&Method::POST, "/v1beta/models/m:batchEmbedContents", None),
+            Endpoint::Api {
+                format: Format::Gemini,
+                op: Operation::Embeddings,
+                call: UrlCall {
+                    model: Some("m".into()),
+                    stream: Some(false),
+                    json_array: false,
+                    batch: true,
+                },
+            }
+        );
+        assert_eq!(
+            g(&Method::POST, "/v1beta/models/m:predict", None),
             Endpoint::NotFound {
                 format: Format::Gemini
             }

@@ -1,0 +1,349 @@
+//! Embeddings, from plan to answer: the chat loop's rules on a simpler call (no streams). Each
+//! target in order; unconfigured ones, open breakers, spent limits and providers that cannot
+//! embed are skipped; a failure that is the client's ends it. OpenAI to an OpenAI-shaped
+//! provider forwards the client's bytes both ways; anything else goes through the canonical
+//! request, vectors kept exact and in input order.
+
+use crate::attempt::Outcome as Attempted;
+use crate::authenticate::forced_provider;
+use crate::limit::{self, Held};
+use crate::log::{self, Attempt, LogGuard, Outcome};
+use crate::record::{Deferred, breaker_key};
+use crate::{Body, Gateway, body, util};
+use bytes::Bytes;
+use gw_model::{ApiError, EmbedRequest, ErrorKind, Format, Operation, UpstreamError, Usage};
+use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
+use gw_state::{Command, Reply, StateStore};
+use gw_translate::embed::{self, EmbedWire};
+use gw_translate::wire::UrlCall;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+
+impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    pub(crate) async fn embeddings(
+        &self,
+        format: Format,
+        call: &UrlCall,
+        headers: &HeaderMap,
+        body: Body,
+        log: &mut LogGuard<H, C, L, S>,
+        deferred: &mut Deferred,
+    ) -> Response<BodyStream> {
+        let (raw, req) = match self.admit_embed(format, call, headers, body, log).await {
+            Ok(x) => x,
+            Err(e) => {
+                log.outcome(Outcome::Rejected);
+                return util::error_response(format, &e);
+            }
+        };
+        let cfg = &self.inner.cfg;
+        log.model(&req.model, false);
+        let key = log
+            .key()
+            .and_then(|n| cfg.keys.iter().find(|k| k.name == n));
+        if let Some(k) = key.filter(|k| !k.allows(&req.model)) {
+            log.outcome(Outcome::Rejected);
+            let e = ApiError::new(
+                ErrorKind::Permission,
+                format!(
+                    "proxy key `{}` may not use model `{}`; it may use: {}",
+                    k.name,
+                    log::cut(&req.model, 256),
+                    k.models.join(", ")
+                ),
+            )
+            .with_code("model_not_allowed");
+            return util::error_response(format, &e);
+        }
+        let plan = match cfg.resolve_plan(&req.model, forced_provider(headers)) {
+            Ok(p) => self.inner.balancer.order(p, &cfg.prices),
+            Err(e) => {
+                log.outcome(Outcome::Rejected);
+                return util::error_response(format, &e);
+            }
+        };
+        let tokens = req.estimate_tokens();
+        let estimate = |model: &str| limit::Amounts {
+            tokens,
+            micros: cfg
+                .prices
+                .get(model)
+                .map_or(0, |p| (tokens as f64 * p.input).round() as u64),
+        };
+        let mut key_held: Vec<Held> = Vec::new();
+        if let Some(k) = key.filter(|k| k.limits.is_set() || k.budget.is_set()) {
+            let now_ms = self.inner.clock.now().0 / 1000;
+            let first = plan.first().map_or("", |t| t.model.as_str());
+            let (got, store_error) =
+                limit::reserve(&self.inner, &limit::key_scopes(k), estimate(first), now_ms).await;
+            if let Some(e) = store_error {
+                log.store_error(&e);
+            }
+            match got {
+                Ok(h) => key_held = h,
+                Err(f) => {
+                    log.outcome(Outcome::Limited);
+                    let mut r = util::error_response(format, &f.error());
+                    r.headers_mut()
+                        .insert("retry-after", HeaderValue::from(f.retry_after_secs()));
+                    return r;
+                }
+            }
+        }
+        let mut last: Option<UpstreamError> = None;
+        let mut unsupported: Option<ApiError> = None;
+        let mut missing: Vec<String> = Vec::new();
+        let mut attempted = false;
+        for target in &plan {
+            let p = &cfg.providers[target.provider];
+            if let Some(var) = p.missing() {
+                log.attempt(Attempt::skipped(&p.id, &target.model, "not_configured"));
+                missing.push(format!("provider `{}` is not configured: set {var}", p.id));
+                continue;
+            }
+            let (Some(wire), true) = (p.embed_wire, p.supports(Operation::Embeddings)) else {
+                log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
+                unsupported.get_or_insert_with(|| {
+                    ApiError::invalid(format!("provider `{}` does not serve embeddings", p.id))
+                });
+                continue;
+            };
+            let fast = format == Format::OpenAi && wire == EmbedWire::OpenAi;
+            let bodies = if fast {
+                let model = gw_translate::fast::json_string(&target.model);
+                match gw_translate::fast::patch_fields(&raw, &[("model", Some(&model))]) {
+                    Some(b) => vec![b],
+                    None => vec![raw.to_vec()],
+                }
+            } else {
+                match embed::encode_requests(wire, &target.model, &req) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
+                        unsupported.get_or_insert(e);
+                        continue;
+                    }
+                }
+            };
+            let signer = &p.signer;
+            let bkey = breaker_key(p, signer);
+            let now = self.inner.clock.now();
+            let scopes = limit::target_scopes(p, signer, &target.model);
+            let (admit, (reserved, store_error)) = futures_util::future::join(
+                self.inner
+                    .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000),
+                async {
+                    if scopes.is_empty() {
+                        (Ok(Vec::new()), None)
+                    } else {
+                        limit::reserve(&self.inner, &scopes, estimate(&target.model), now.0 / 1000)
+                            .await
+                    }
+                },
+            )
+            .await;
+            if let Some(e) = store_error {
+                log.store_error(&e);
+            }
+            let target_held = match (admit, reserved) {
+                (Ok(Reply::Reject { .. }), reserved) => {
+                    if let Ok(h) = reserved {
+                        limit::give_back(&self.inner, &h, now.0 / 1000).await;
+                    }
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
+                    continue;
+                }
+                (_, Err(_)) => {
+                    log.attempt(Attempt::skipped(&p.id, &target.model, "rate_limited"));
+                    continue;
+                }
+                (_, Ok(h)) => h,
+            };
+            attempted = true;
+            log.pending(&p.id, &target.model, now);
+            let mut answers: Vec<Bytes> = Vec::with_capacity(bodies.len());
+            let mut failed = None;
+            for b in bodies {
+                let Some(url) = p.url_for(Operation::Embeddings, false, &target.model) else {
+                    break;
+                };
+                let up = upstream(p, url, b);
+                match self
+                    .attempt(up, signer, p, p.format, false, cfg.timeouts.per_attempt_ms)
+                    .await
+                {
+                    Attempted::Full { body, .. } => answers.push(body),
+                    Attempted::Failed(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Attempted::Stream { .. } => {}
+                }
+            }
+            log.settled();
+            let latency = self.inner.clock.now().ms_since(now);
+            if let Some(mut e) = failed {
+                e.error = self.inner.scrubbed(e.error);
+                log.attempt(Attempt::failed(
+                    &p.id,
+                    &target.model,
+                    e.status,
+                    latency,
+                    e.class,
+                    &e.error.message,
+                ));
+                if e.fault.counts_against_target() {
+                    deferred.records.push((bkey, false));
+                }
+                deferred.settles.extend(
+                    target_held
+                        .into_iter()
+                        .map(|h| (h, Some(Default::default()))),
+                );
+                if !e.fault.fails_over() {
+                    deferred
+                        .settles
+                        .extend(key_held.into_iter().map(|h| (h, Some(Default::default()))));
+                    log.outcome(Outcome::Error);
+                    return util::error_response(format, &e.error);
+                }
+                last = Some(e);
+                continue;
+            }
+            let answered = if fast {
+                let input = answers
+                    .first()
+                    .and_then(|b| embed::usage_of_openai_body(b))
+                    .unwrap_or(tokens);
+                answers
+                    .into_iter()
+                    .next()
+                    .map(|b| (b, input))
+                    .ok_or_else(|| ApiError::new(ErrorKind::Api, "no answer"))
+            } else {
+                let refs: Vec<&[u8]> = answers.iter().map(|b| b.as_ref()).collect();
+                embed::decode_responses(wire, &target.model, &refs).map(|resp| {
+                    let input = resp.input_tokens.unwrap_or(tokens);
+                    let out = embed::encode_response(format, call.batch, &req, &resp);
+                    (Bytes::from(out), input)
+                })
+            };
+            log.attempt(Attempt::ok(&p.id, &target.model, 200, latency));
+            log.route(&p.id, &target.model, fast);
+            return match answered {
+                Ok((bytes, input)) => {
+                    let usage = Usage {
+                        input,
+                        ..Default::default()
+                    };
+                    log.usage(usage);
+                    let price = cfg.prices.get(&target.model);
+                    log.price(price.copied());
+                    let used = limit::Amounts::of(&usage, price);
+                    deferred.records.push((bkey, true));
+                    deferred.settles.extend(
+                        key_held
+                            .into_iter()
+                            .chain(target_held)
+                            .map(|h| (h, Some(used))),
+                    );
+                    log.outcome(Outcome::Ok);
+                    util::bytes_response(StatusCode::OK, "application/json", bytes)
+                }
+                Err(e) => {
+                    // The upstream answered 200 with something that is not embeddings.
+                    deferred.records.push((bkey, false));
+                    let e = self.inner.scrubbed(e);
+                    log.outcome(Outcome::Error);
+                    util::error_response(
+                        format,
+                        &ApiError::new(
+                            ErrorKind::Api,
+                            format!("provider `{}`: {}", p.id, e.message),
+                        ),
+                    )
+                }
+            };
+        }
+        let give = attempted.then(limit::Amounts::default);
+        deferred
+            .settles
+            .extend(key_held.into_iter().map(|h| (h, give)));
+        log.outcome(Outcome::Error);
+        let e = match (last, unsupported) {
+            (Some(e), _) => {
+                let mut err = e.error;
+                if plan.len() > 1 {
+                    err.message =
+                        format!("all {} targets failed; last: {}", plan.len(), err.message);
+                }
+                err
+            }
+            (None, Some(e)) => e,
+            (None, None) => ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "model `{}` cannot be served: {}",
+                    req.model,
+                    if missing.is_empty() {
+                        "every target is cooling down or limited".to_owned()
+                    } else {
+                        missing.join("; ")
+                    }
+                ),
+            )
+            .with_status(503)
+            .with_code("provider_not_configured"),
+        };
+        util::error_response(format, &e)
+    }
+
+    /// The proxy key, the body within its limits, and the request decoded.
+    async fn admit_embed(
+        &self,
+        format: Format,
+        call: &UrlCall,
+        headers: &HeaderMap,
+        body: Body,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<(Bytes, EmbedRequest), ApiError> {
+        self.authenticate(headers, log)?;
+        let sv = &self.inner.cfg.server;
+        let b = body::read(
+            body,
+            headers,
+            sv.max_body_bytes,
+            sv.body_read_timeout_ms,
+            &self.inner.clock,
+        )
+        .await?;
+        let limits = gw_translate::limits::Limits {
+            max_depth: sv.max_json_depth,
+            max_model_bytes: sv.max_model_bytes,
+            max_messages: sv.max_messages,
+        };
+        gw_translate::limits::check(&b, &limits)?;
+        let req = embed::decode_request(format, call.batch, call.model.as_deref(), &b)?;
+        Ok((b, req))
+    }
+}
+
+/// The upstream request, unsigned.
+fn upstream(p: &gw_route::Provider, url: String, body: Vec<u8>) -> Request<Bytes> {
+    let mut r = Request::new(Bytes::from(body));
+    *r.method_mut() = Method::POST;
+    if let Ok(u) = url.parse() {
+        *r.uri_mut() = u;
+    }
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert("accept", HeaderValue::from_static("application/json"));
+    for (k, v) in &p.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    r
+}
