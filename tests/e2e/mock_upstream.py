@@ -1580,6 +1580,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.openai_chat(prefix, body, json_ok)
             if rest == "/v1/embeddings" and method == "POST":
                 return self.openai_embeddings(body)
+            if rest == "/v1/completions" and method == "POST" and prefix == "openai":
+                return self.openai_completions(body, json_ok)
             if rest == "/v1/responses" and prefix == "openai":  # the Responses API: mock_responses.py
                 import mock_responses  # noqa: PLC0415 (imported here: it imports this module)
                 return mock_responses.route(self, method, body, json_ok)
@@ -1595,6 +1597,27 @@ class Handler(BaseHTTPRequestHandler):
             data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in ("claude-sonnet-4-5",)]
             return self.reply(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
         return self.anthropic_error(404, "not_found_error", f"Not found: {method} {rest}")
+
+    def openai_completions(self, body: Any, json_ok: bool) -> None:
+        """The legacy completions API: `prompt` (a string) -> `completion: <prompt>`; streamed as text chunks."""
+        if not json_ok or not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            return self.openai_error(400, "'prompt' is a required property", "invalid_request_error", "prompt")
+        if not str(body.get("model", "")).endswith("-instruct") and trigger_of(body.get("model")) is None:
+            return self.openai_error(404, f"This is a chat model and not supported in the v1/completions endpoint. "
+                                     f"Did you mean to use v1/chat/completions?", "invalid_request_error", "model")
+        n = self.state.next_id()
+        text = f"completion: {body['prompt']}"
+        usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        base = {"id": f"cmpl-mock{n:06d}", "object": "text_completion", "created": int(time.time()), "model": body["model"]}
+        self.entry["status"] = 200
+        if not body.get("stream"):
+            return self.send_json(200, {**base, "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                                        "usage": usage})
+        self.start_stream()
+        events = [{**base, "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": None}]} for piece in split_text(text, 3)]
+        events.append({**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]})
+        self.write_events([b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"])
+        self.end_stream()
 
     def openai_embeddings(self, body: Any) -> None:
         import mock_embed  # noqa: PLC0415

@@ -15,7 +15,7 @@ use gw_translate::wire;
 use http::{Request, StatusCode};
 
 /// A copy of a request, to send again (the body is shared, not copied).
-fn copy(req: &Request<Bytes>) -> Request<Bytes> {
+pub(crate) fn copy(req: &Request<Bytes>) -> Request<Bytes> {
     let mut r = Request::new(req.body().clone());
     *r.method_mut() = req.method().clone();
     *r.uri_mut() = req.uri().clone();

@@ -16,6 +16,7 @@ mod balance;
 mod body;
 mod chat;
 mod embed;
+mod forward;
 mod health;
 mod limit;
 mod log;
@@ -213,6 +214,29 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             } => {
                 self.chat(format, &call, headers, body, &mut log, start, &mut deferred)
                     .await
+            }
+            Endpoint::Api {
+                op: Operation::Completions,
+                ..
+            } => {
+                self.completions(headers, body, &mut log, &mut deferred)
+                    .await
+            }
+            Endpoint::Passthrough {
+                format,
+                provider,
+                rest,
+            } => {
+                self.passthrough(
+                    format,
+                    &provider,
+                    &rest,
+                    &parts.method,
+                    headers,
+                    body,
+                    &mut log,
+                )
+                .await
             }
             Endpoint::Api {
                 format,

@@ -15,6 +15,8 @@ pub enum Operation {
     Responses,
     /// Embedding texts as vectors.
     Embeddings,
+    /// OpenAI's legacy text completions, forwarded to providers that declare them.
+    Completions,
 }
 
 impl Operation {
@@ -25,6 +27,7 @@ impl Operation {
             Self::CountTokens => "count_tokens",
             Self::Responses => "responses",
             Self::Embeddings => "embeddings",
+            Self::Completions => "completions",
         }
     }
 }

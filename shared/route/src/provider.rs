@@ -149,6 +149,9 @@ struct RawProvider {
     /// How it is asked for embeddings, when not its format's way (Vertex: `vertex_predict`).
     #[serde(default)]
     embed_wire: Option<EmbedWire>,
+    /// Whether `/providers/{id}/...` forwards to its native API.
+    #[serde(default)]
+    passthrough: bool,
 }
 
 /// More credentials of the provider's auth scheme, each from its own variable.
@@ -189,12 +192,13 @@ enum AuthOneOrMore {
 }
 
 /// Keys of a provider's `paths:`: an operation, and its streamed variant where it differs.
-const PATH_KEYS: [&str; 6] = [
+const PATH_KEYS: [&str; 7] = [
     "chat",
     "chat_stream",
     "count_tokens",
     "responses",
     "embeddings",
+    "completions",
     "probe",
 ];
 
@@ -253,6 +257,8 @@ pub struct Provider {
     pub delegate: Vec<(String, String)>,
     /// How it is asked for embeddings (`None`: it has none).
     pub embed_wire: Option<EmbedWire>,
+    /// `/providers/{id}/...` forwards to its native API.
+    pub passthrough: bool,
 }
 
 impl Provider {
@@ -310,6 +316,7 @@ fn path_key(op: Operation, stream: bool) -> &'static str {
         (Operation::CountTokens, _) => "count_tokens",
         (Operation::Responses, _) => "responses",
         (Operation::Embeddings, _) => "embeddings",
+        (Operation::Completions, _) => "completions",
     }
 }
 
@@ -336,6 +343,7 @@ fn path_templates(
         ("count_tokens", Operation::CountTokens, false),
         ("responses", Operation::Responses, false),
         ("embeddings", Operation::Embeddings, false),
+        ("completions", Operation::Completions, false),
     ] {
         let text = configured
             .get(key)
@@ -452,6 +460,7 @@ pub(crate) fn build(
             .collect(),
         delegate: rp.delegate.into_iter().collect(),
         embed_wire,
+        passthrough: rp.passthrough,
     };
     let overrides = std::iter::once(p.base_url_var()).chain(rp.base_url_env.iter().cloned());
     if let Some(url) = overrides

@@ -39,6 +39,15 @@ pub enum Endpoint {
         /// The shape of errors.
         format: Format,
     },
+    /// A provider's native API, forwarded (`/providers/{id}/{rest}`).
+    Passthrough {
+        /// The shape of the gateway's own errors.
+        format: Format,
+        /// The provider's id.
+        provider: String,
+        /// The path after the id, with the query.
+        rest: String,
+    },
     /// A key's usage against its limits and budget.
     Usage {
         /// The shape of errors.
@@ -164,6 +173,19 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/v1/messages" if post => api(Format::Anthropic, Operation::Chat),
         "/v1/messages/count_tokens" if post => api(Format::Anthropic, Operation::CountTokens),
         "/v1/embeddings" if post => api(Format::OpenAi, Operation::Embeddings),
+        "/v1/completions" if post => api(Format::OpenAi, Operation::Completions),
+        p if p.starts_with("/providers/") => {
+            let after = &p["/providers/".len()..];
+            let (id, rest) = after.split_once('/').unwrap_or((after, ""));
+            Endpoint::Passthrough {
+                format,
+                provider: gw_codec::percent_decode(id),
+                rest: match query {
+                    Some(q) => format!("{rest}?{q}"),
+                    None => rest.to_owned(),
+                },
+            }
+        }
         "/v1/models" if get => Endpoint::Models { format, id: None },
         "/health" if get => Endpoint::Health,
         "/metrics" if get => Endpoint::Metrics { format },
@@ -182,6 +204,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         | "/v1/messages"
         | "/v1/messages/count_tokens"
         | "/v1/embeddings"
+        | "/v1/completions"
         | "/v1/models" => Endpoint::MethodNotAllowed { format },
         _ => Endpoint::NotFound { format },
     }
@@ -192,6 +215,8 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
 pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'static str> {
     match (format, op) {
         (_, Operation::Embeddings) => crate::embed::EmbedWire::of(format).map(|w| w.default_path()),
+        // Declared per provider (`paths.completions`): few OpenAI-format providers still serve it.
+        (_, Operation::Completions) => None,
         // Native Responses is what a provider of that format serves; others declare it in config.
         (Format::Responses, Operation::Chat | Operation::Responses) => Some("/responses"),
         (_, Operation::Responses) | (Format::Responses, Operation::CountTokens) => None,
