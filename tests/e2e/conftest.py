@@ -54,6 +54,7 @@ def mock_server():
                    "client_email": "service-account@example.com"},
         "vertex": {"project": "example-project", "location": "us-central1"},
         "github": [g.CLOUD_SECRETS["GITHUB_TOKEN"]],
+        "replicate": g.CLOUD_SECRETS["REPLICATE_API_TOKEN"],
     })
     yield srv
     srv.shutdown()

@@ -64,11 +64,12 @@ CLOUD_SECRETS = {
     "AZURE_AI_FOUNDRY_API_KEY": f"aif-key-SECRET-{_RUN}m2",
     "AZURE_CLIENT_SECRET": f"aad-client-SECRET-{_RUN}m3",
     "GITHUB_TOKEN": f"gho_github-SECRET-{_RUN}m4",
+    "REPLICATE_API_TOKEN": f"r8_rep-SECRET-{_RUN}m5",
 }
 OPT_IN_SECRETS = ("AWS_BEARER_TOKEN_BEDROCK", *CLOUD_SECRETS)
 # secrets an upstream (by its mock prefix) may receive, beyond `<PREFIX>_API_KEY`
 UPSTREAM_SECRET_NAMES = {"bedrock": ("AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"), "azure": ("AZURE_OPENAI_API_KEY",),
-                         "foundry": ("AZURE_AI_FOUNDRY_API_KEY",), "aad": ("AZURE_CLIENT_SECRET",), "github": ("GITHUB_TOKEN",),
+                         "foundry": ("AZURE_AI_FOUNDRY_API_KEY",), "aad": ("AZURE_CLIENT_SECRET",), "github": ("GITHUB_TOKEN",), "replicate": ("REPLICATE_API_TOKEN",),
                          "ghlogin": ("GITHUB_TOKEN",)}
 SECRET_RUN = _RUN  # every secret contains it: a leak of any 16+ character tail of a secret contains it too
 ALL_SECRETS = {"GATEWAY_PROXY_KEY": PROXY_KEY, "E2E_SECOND_PROXY_KEY": SECOND_PROXY_KEY,

@@ -36,8 +36,18 @@
     POST /ghlogin/login/device/code, /ghlogin/login/oauth/access_token
                                             GitHub's device flow: one `authorization_pending`, then a token
 
+    POST /replicate/v1/models/{owner}/{name}/predictions   Replicate: Bearer key; body {input: {prompt (required),
+                                            system_prompt, max_tokens, ...}, stream}; unknown fields are a 422.
+                                            Answers `echo: <prompt>` (the last `User:` turn of a transcript);
+                                            with `Prefer: wait` a finished prediction with `metrics`, else
+                                            `starting` with `urls.get` / `urls.stream`; models starting with
+                                            `meta/mock-poll` stay `processing` for one poll, `meta/mock-fail`
+                                            fail ("CUDA out of memory")
+    GET  /replicate/v1/predictions/{id}     the prediction (polling)
+    GET  /replicate/stream/{id}             its SSE stream: `output` events, then `done`
+
 The handler's state keys: "aad" {tenant, client_id, client_secret}, "azure" (api key), "foundry" (api key),
-"google" {public_key_pem, client_email}, "vertex" {project, location}, "github" [GitHub tokens with Copilot]. Issued tokens are in
+"google" {public_key_pem, client_email}, "vertex" {project, location}, "github" [GitHub tokens with Copilot], "replicate" (API token). Issued tokens are in
 `state.cloud` ("aad": {token: expiry}, "google": {token: expiry}); `POST /_mock/cloud` with
 {"aad_ttl": s, "revoke": token} changes them.
 """
@@ -122,6 +132,8 @@ def route(h: Any, prefix: str, method: str, rest: str, query: str, raw: bytes, b
         return copilot_api(h, method, rest, body, json_ok)
     if prefix == "ghlogin":
         return device_flow(h, method, rest, raw)
+    if prefix == "replicate":
+        return replicate(h, method, rest, body, json_ok)
     return vertex(h, method, rest, query, body, json_ok, raw)
 
 
@@ -370,3 +382,87 @@ def device_flow(h: Any, method: str, rest: str, raw: bytes) -> None:
             return h.reply(200, {"error": "authorization_pending", "error_description": "The authorization request is still pending."})
         return h.reply(200, {"access_token": (h.state.keys.get("github") or ["gho_none"])[0], "token_type": "bearer", "scope": "read:user"})
     return h.reply(404, {"error": "Not Found"})
+
+
+# ---- Replicate -----------------------------------------------------------------------------------
+
+REPLICATE_MODELS = ("meta/meta-llama-3-70b-instruct", "meta/meta-llama-3-8b-instruct", "meta/llama-2-70b-chat")
+
+
+def _prediction(h: Any, pid: str, p: dict) -> dict:
+    base = f"http://{h.headers.get('Host')}/replicate"
+    out = {"id": pid, "model": p["model"], "version": "v-mock", "input": p["input"], "logs": "", "error": None,
+           "status": p["status"], "created_at": "2026-12-06T00:00:00Z",
+           "urls": {"get": f"{base}/v1/predictions/{pid}", "cancel": f"{base}/v1/predictions/{pid}/cancel",
+                    "stream": f"{base}/stream/{pid}"}}
+    if p["status"] == "succeeded":
+        out["output"] = p["tokens"]
+        out["metrics"] = {"input_token_count": 11, "output_token_count": len(p["tokens"]), "predict_time": 0.1}
+    if p["status"] == "failed":
+        out["error"] = "CUDA out of memory"
+    return out
+
+
+def replicate(h: Any, method: str, rest: str, body: Any, json_ok: bool) -> None:
+    def err(status: int, detail: str, title: str = "Invalid input") -> None:
+        h.reply(status, {"title": title, "detail": detail, "status": status})
+    if h.headers.get("Authorization") != f"Bearer {h.state.keys.get('replicate')}":
+        return err(401, "You did not pass a valid authentication token", "Unauthenticated")
+    st = cloud_state(h)
+    with h.state.lock:
+        preds = st.setdefault("predictions", {})
+    m = re.fullmatch(r"/stream/([^/]+)", rest)
+    if m and method == "GET":
+        p = preds.get(m.group(1))
+        if p is None:
+            return err(404, "no such stream", "Not found")
+        h.entry["status"] = 200
+        h.start_stream()
+        events = [f"event: output\nid: {i}\ndata: {t}\n\n".encode() for i, t in enumerate(p["tokens"])]
+        events.append(b"event: done\ndata: {}\n\n")
+        h.write_events(events)
+        h.end_stream()
+        return
+    m = re.fullmatch(r"/v1/predictions/([^/]+)", rest)
+    if m and method == "GET":
+        p = preds.get(m.group(1))
+        if p is None:
+            return err(404, "The requested resource does not exist", "Not found")
+        with h.state.lock:
+            p["polls"] += 1
+            if p["status"] in ("starting", "processing"):
+                p["status"] = "processing" if p["model"].startswith("meta/mock-poll") and p["polls"] < 2 else "succeeded"
+        return h.reply(200, _prediction(h, m.group(1), p))
+    m = re.fullmatch(r"/v1/models/([^/]+)/([^/]+)/predictions", rest)
+    if not m or method != "POST":
+        return err(404, "The requested resource does not exist", "Not found")
+    model = f"{m.group(1)}/{m.group(2)}"
+    if model not in REPLICATE_MODELS and not model.startswith(("meta/mock-poll", "meta/mock-fail")):
+        return err(404, f"Model {model} does not exist", "Not found")
+    if not json_ok or not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+        return err(422, "- input: Input should be a valid dictionary")
+    extra = set(body) - {"input", "stream", "webhook", "webhook_events_filter"}
+    if extra:
+        return err(422, f"- {sorted(extra)[0]}: Additional property is not allowed")
+    inp = body["input"]
+    if not isinstance(inp.get("prompt"), str):
+        return err(422, "- input.prompt: prompt is required")
+    unknown = set(inp) - {"prompt", "system_prompt", "max_tokens", "min_tokens", "temperature", "top_p", "top_k",
+                          "stop_sequences", "seed", "presence_penalty", "frequency_penalty", "prompt_template"}
+    if unknown:
+        return err(422, f"- input.{sorted(unknown)[0]}: Additional property is not allowed")
+    prompt = inp["prompt"]
+    last_user = prompt.rsplit("User: ", 1)[-1].removesuffix("Assistant:").strip() if "User: " in prompt else prompt
+    text = f"echo: {last_user}"
+    tokens = [text[i:i + 5] for i in range(0, len(text), 5)]
+    pid = f"rp{h.state.next_id():06d}"
+    wait = (h.headers.get("Prefer") or "").startswith("wait")
+    status = "starting"
+    if model.startswith("meta/mock-fail"):
+        status = "failed"
+    elif wait and not body.get("stream") and not model.startswith("meta/mock-poll"):
+        status = "succeeded"
+    with h.state.lock:
+        preds[pid] = {"model": model, "input": inp, "tokens": tokens, "status": status, "polls": 0}
+    h.entry["issued"] = {"prediction": pid}
+    return h.reply(201, _prediction(h, pid, preds[pid]))

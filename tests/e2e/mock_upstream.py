@@ -1557,7 +1557,7 @@ class Handler(BaseHTTPRequestHandler):
                     cs[issuer].pop((body or {}).get("revoke"), None)
                 out = json.loads(json.dumps(cs))
             return self.send_json(200, out)
-        if prefix in ("aad", "azure", "foundry", "google", "vertex", "github", "copilot", "ghlogin"):  # cloud auth and URL shapes: mock_cloud.py
+        if prefix in ("aad", "azure", "foundry", "google", "vertex", "github", "copilot", "ghlogin", "replicate"):  # cloud auth and URL shapes: mock_cloud.py
             import mock_cloud  # noqa: PLC0415 (imported here: it drives this module's handlers)
             return mock_cloud.route(self, prefix, method, rest, url.query, raw, body, json_ok)
         if prefix in ("bedrock", "cohere"):  # protocol mocks of their own: mock_bedrock.py, mock_cohere.py

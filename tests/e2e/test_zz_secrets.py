@@ -3,6 +3,8 @@ nor in any gateway log; no proxy key ever reached an upstream, and each upstream
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import gwtest as g
@@ -25,7 +27,9 @@ def _material(gateway, recorder):
 def test_no_secrets_leak(gateway, gateway_factory, recorder, mock):
     if len(recorder.entries) < 10:
         _material(gateway, recorder)
-    needles = {**g.ALL_SECRETS, "tail shared by every secret": g.SECRET_RUN}
+    # The dummy service account's private key (a fixed test key: a line from the middle of its PEM body).
+    pem = json.loads((g.SERVICE_ACCOUNT_DIR / "service_account.json").read_text())["private_key"].splitlines()[5]
+    needles = {**g.ALL_SECRETS, "tail shared by every secret": g.SECRET_RUN, "the service account's private key": pem}
     leaks = []
 
     def scan(where: str, text: str) -> None:
@@ -53,7 +57,7 @@ def test_no_secrets_leak(gateway, gateway_factory, recorder, mock):
     upstream = [r for r in mock.requests() if r["path"].split("/")[1] in ("openai", "anthropic", "groq", "nokey", "gemini",
                                                                                 "bedrock", "cohere", "azure", "foundry",
                                                                                 "aad", "google", "vertex", "github", "copilot",
-                                                                                "ghlogin")]
+                                                                                "ghlogin", "replicate")]
     assert upstream, "no upstream request recorded"
     for r in upstream:
         g.assert_no_secret_leak_upstream(r)

@@ -23,6 +23,26 @@ pub(crate) fn copy(req: &Request<Bytes>) -> Request<Bytes> {
     r
 }
 
+/// Between polls of a two-step upstream's answer.
+const POLL_MS: u64 = 500;
+
+fn failed_credential(p: &Provider, why: &str) -> Outcome {
+    Outcome::Failed(UpstreamError {
+        error: ApiError::new(
+            ErrorKind::Api,
+            format!(
+                "provider `{}`: cannot sign the request ({why}); check {}",
+                p.id,
+                p.auth.vars()
+            ),
+        ),
+        fault: Fault::Credential,
+        status: None,
+        class: "credential",
+        retry_after_secs: None,
+    })
+}
+
 /// Error bodies are read up to this much (the message is all the gateway needs).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -93,27 +113,48 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     ) -> (Outcome, Option<String>) {
         let now = self.inner.clock.now().0 / 1_000_000;
         if let Err(e) = signer.sign(&mut req, now, &self.inner.http).await {
-            let e = UpstreamError {
-                error: ApiError::new(
-                    ErrorKind::Api,
-                    format!(
-                        "provider `{}`: cannot sign the request ({e}); check {}",
-                        p.id,
-                        p.auth.vars()
-                    ),
-                ),
-                fault: Fault::Credential,
-                status: None,
-                class: "credential",
-                retry_after_secs: None,
-            };
-            return (Outcome::Failed(e), None);
+            return (failed_credential(p, &e.to_string()), None);
         }
         let token = signer.token_source().and_then(|_| {
             let v = req.headers().get("authorization")?.to_str().ok()?;
             Some(v.strip_prefix("Bearer ")?.to_owned())
         });
-        (self.exchange(req, p, format, stream).await, token)
+        if !wire::two_step(format) {
+            return (self.exchange(req, p, format, stream).await, token);
+        }
+        // Two steps (Replicate): the first answer is JSON saying where the real one is read:
+        // the stream, or the prediction polled until it is done (within the attempt's budget).
+        let mut out = self.exchange(req, p, format, false).await;
+        let mut polls = 0u32;
+        while let Outcome::Full { body, .. } = &out {
+            let Some((url, is_stream)) = wire::follow_up(format, stream, body) else {
+                break;
+            };
+            if !is_stream {
+                if polls > 0 {
+                    self.inner.clock.sleep(POLL_MS).await;
+                }
+                polls += 1;
+            }
+            let mut get = Request::new(Bytes::new());
+            match url.parse() {
+                Ok(u) => *get.uri_mut() = u,
+                Err(_) => break,
+            }
+            let accept = if is_stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            get.headers_mut()
+                .insert("accept", http::HeaderValue::from_static(accept));
+            let now = self.inner.clock.now().0 / 1_000_000;
+            if let Err(e) = signer.sign(&mut get, now, &self.inner.http).await {
+                return (failed_credential(p, &e.to_string()), token);
+            }
+            out = self.exchange(get, p, format, is_stream).await;
+        }
+        (out, token)
     }
 
     /// `format`: what the upstream speaks on this call (its errors are decoded as that).

@@ -101,7 +101,10 @@ pub(crate) fn upstream_request(
         "accept",
         HeaderValue::from_static(wire::accept(format, op, stream)),
     );
-    for (k, v) in wire::required_headers(format) {
+    for (k, v) in wire::required_headers(format)
+        .iter()
+        .chain(wire::call_headers(format, stream))
+    {
         h.insert(*k, HeaderValue::from_static(v));
     }
     // Validated at config load; a header that does not parse is skipped rather than sent broken.

@@ -30,6 +30,8 @@ pub enum Format {
     Bedrock,
     /// The OpenAI Responses API.
     Responses,
+    /// Replicate predictions (upstream only: a prompt in, text out).
+    Replicate,
 }
 
 impl Format {
@@ -42,6 +44,7 @@ impl Format {
             Self::Cohere => "cohere",
             Self::Bedrock => "bedrock",
             Self::Responses => "responses",
+            Self::Replicate => "replicate",
         }
     }
 }

@@ -207,6 +207,7 @@ fn default_probe(format: Format) -> Option<&'static str> {
     match format {
         Format::OpenAi | Format::Gemini => Some("/models"),
         Format::Anthropic | Format::Cohere => Some("/v1/models"),
+        Format::Replicate => Some("/account"),
         Format::Bedrock | Format::Responses => None,
     }
 }

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 enum Piece {
     Lit(String),
     Model,
+    /// The model as a path: each `/`-separated segment encoded, the slashes kept
+    /// (Replicate's `owner/name`).
+    ModelPath,
     Param(String),
 }
 
@@ -36,10 +39,11 @@ impl UrlTemplate {
             let name = &after[..close];
             pieces.push(match name {
                 "model" => Piece::Model,
+                "model_path" => Piece::ModelPath,
                 p if params.contains_key(p) => Piece::Param(p.to_owned()),
                 other => {
                     return Err(format!(
-                        "`{text}`: unknown variable `{{{other}}}` (use {{model}} or a key of `params`)"
+                        "`{text}`: unknown variable `{{{other}}}` (use {{model}}, {{model_path}} or a key of `params`)"
                     ));
                 }
             });
@@ -61,6 +65,11 @@ impl UrlTemplate {
             match p {
                 Piece::Lit(s) => out.push_str(s),
                 Piece::Model => out.push_str(&gw_codec::percent_encode(model)),
+                Piece::ModelPath => {
+                    let segs: Vec<String> =
+                        model.split('/').map(gw_codec::percent_encode).collect();
+                    out.push_str(&segs.join("/"));
+                }
                 Piece::Param(k) => {
                     out.push_str(&gw_codec::percent_encode(
                         params.get(k).map_or("", String::as_str),

@@ -146,6 +146,8 @@ impl FastStream {
             Format::Cohere => self.cohere(f),
             Format::Bedrock => self.bedrock(f),
             Format::Responses => self.responses(f),
+            // No client speaks Replicate: its streams are always translated.
+            Format::Replicate => Ok(Seen::forwarded()),
         }
     }
 

@@ -204,6 +204,7 @@ pub(crate) fn unsupported(format: Format, o: &crate::EncodeOpts<'_>, what: &str)
         Format::Cohere => "Cohere",
         Format::Bedrock => "Bedrock",
         Format::Responses => "Responses",
+        Format::Replicate => "Replicate",
     };
     ApiError::invalid(format!(
         "provider `{}` ({name} format) does not support {what}",

@@ -16,6 +16,7 @@ pub mod gemini;
 mod json;
 pub mod limits;
 pub mod openai;
+pub mod replicate;
 pub mod responses;
 pub mod wire;
 
@@ -42,6 +43,7 @@ pub fn decode_request(format: Format, body: &[u8]) -> Result<ChatRequest, ApiErr
         Format::Anthropic => anthropic::decode_request(body),
         Format::Gemini => gemini::decode_request(body),
         Format::Cohere => cohere::decode_request(body),
+        Format::Replicate => replicate::decode_request(body),
         Format::Bedrock => bedrock::decode_request(body),
         Format::Responses => responses::decode_request(body),
     }
@@ -66,6 +68,7 @@ pub fn encode_request(
         Format::Anthropic => anthropic::encode_request(req, opts),
         Format::Gemini => gemini::encode_request(req, opts),
         Format::Cohere => cohere::encode_request(req, opts),
+        Format::Replicate => replicate::encode_request(req, opts),
         Format::Bedrock => bedrock::encode_request(req, opts),
         Format::Responses => responses::encode_request(req, opts),
     }
@@ -78,6 +81,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ChatResponse, ApiE
         Format::Anthropic => anthropic::decode_response(body),
         Format::Gemini => gemini::decode_response(body),
         Format::Cohere => cohere::decode_response(body),
+        Format::Replicate => replicate::decode_response(body),
         Format::Bedrock => bedrock::decode_response(body),
         Format::Responses => responses::decode_response(body),
     }
@@ -90,6 +94,7 @@ pub fn encode_response(format: Format, req: &ChatRequest, resp: &ChatResponse) -
         Format::Anthropic => anthropic::encode_response(resp),
         Format::Gemini => gemini::encode_response(resp),
         Format::Cohere => cohere::encode_response(resp),
+        Format::Replicate => replicate::encode_response(resp),
         Format::Bedrock => bedrock::encode_response(resp),
         Format::Responses => responses::encode_response(resp, &req.tool_namespaces),
     }
@@ -102,6 +107,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ApiError {
         Format::Anthropic => anthropic::decode_error(status, body),
         Format::Gemini => gemini::decode_error(status, body),
         Format::Cohere => cohere::decode_error(status, body),
+        Format::Replicate => replicate::decode_error(status, body),
         Format::Bedrock => bedrock::decode_error(status, body),
         Format::Responses => openai::decode_error(status, body),
     }
@@ -114,6 +120,7 @@ pub fn encode_error(format: Format, err: &ApiError) -> Vec<u8> {
         Format::Anthropic => anthropic::encode_error(err),
         Format::Gemini => gemini::encode_error(err),
         Format::Cohere => cohere::encode_error(err),
+        Format::Replicate => replicate::encode_error(err),
         Format::Bedrock => bedrock::encode_error(err),
         Format::Responses => openai::encode_error(err),
     }
@@ -134,6 +141,8 @@ pub enum Decoder {
     Bedrock(bedrock::Decoder),
     /// Responses API events.
     Responses(responses::Decoder),
+    /// Replicate prediction stream events.
+    Replicate(replicate::Decoder),
 }
 
 impl Decoder {
@@ -146,6 +155,7 @@ impl Decoder {
             Format::Cohere => Self::Cohere(cohere::Decoder::default()),
             Format::Bedrock => Self::Bedrock(bedrock::Decoder::default()),
             Format::Responses => Self::Responses(responses::Decoder::default()),
+            Format::Replicate => Self::Replicate(replicate::Decoder::default()),
         }
     }
 
@@ -162,6 +172,7 @@ impl Decoder {
             Self::Cohere(d) => d.feed(frame, out),
             Self::Bedrock(d) => d.feed(frame, out),
             Self::Responses(d) => d.feed(frame, out),
+            Self::Replicate(d) => d.feed(frame, out),
         }
     }
 
@@ -174,6 +185,7 @@ impl Decoder {
             Self::Cohere(d) => d.finish(out),
             Self::Bedrock(d) => d.finish(out),
             Self::Responses(d) => d.finish(out),
+            Self::Replicate(d) => d.finish(out),
         }
     }
 }
@@ -193,6 +205,8 @@ pub enum Encoder {
     Bedrock(bedrock::Encoder),
     /// Responses API events.
     Responses(responses::Encoder),
+    /// Replicate prediction stream events.
+    Replicate(replicate::Encoder),
 }
 
 impl Encoder {
@@ -205,6 +219,7 @@ impl Encoder {
             Format::Cohere => Self::Cohere(cohere::Encoder::default()),
             Format::Bedrock => Self::Bedrock(bedrock::Encoder::default()),
             Format::Responses => Self::Responses(responses::Encoder::default()),
+            Format::Replicate => Self::Replicate(replicate::Encoder::default()),
         }
     }
 
@@ -231,6 +246,7 @@ impl Encoder {
             Self::Cohere(e) => e.encode(ev, out),
             Self::Bedrock(e) => e.encode(ev, out),
             Self::Responses(e) => e.encode(ev, out),
+            Self::Replicate(e) => e.encode(ev, out),
         }
     }
 }

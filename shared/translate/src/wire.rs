@@ -234,6 +234,8 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
         (Format::Bedrock, Operation::Chat) if stream => Some("/model/{model}/converse-stream"),
         (Format::Bedrock, Operation::Chat) => Some("/model/{model}/converse"),
         (Format::Bedrock, Operation::CountTokens) => None,
+        (Format::Replicate, Operation::Chat) => Some("/models/{model_path}/predictions"),
+        (Format::Replicate, Operation::CountTokens) => None,
     }
 }
 
@@ -253,7 +255,8 @@ pub fn framing(format: Format, _op: Operation) -> Framing {
         | Format::Anthropic
         | Format::Gemini
         | Format::Cohere
-        | Format::Responses => Framing::Sse,
+        | Format::Responses
+        | Format::Replicate => Framing::Sse,
         Format::Bedrock => Framing::EventStream,
     }
 }
@@ -276,15 +279,21 @@ pub fn can_forward(format: Format, req: &ChatRequest) -> bool {
 pub fn count_tokens_body(client: Format, tokens: u64) -> Value {
     match client {
         Format::Gemini => json!({"totalTokens": tokens}),
-        Format::OpenAi | Format::Anthropic | Format::Cohere | Format::Responses => {
-            json!({"input_tokens": tokens})
-        }
+        Format::OpenAi
+        | Format::Anthropic
+        | Format::Cohere
+        | Format::Responses
+        | Format::Replicate => json!({"input_tokens": tokens}),
         Format::Bedrock => json!({"inputTokens": tokens}),
     }
 }
 
 /// The `Accept` header of an upstream call.
 pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
+    if two_step(format) {
+        // The first call creates the prediction: JSON either way.
+        return "application/json";
+    }
     match (stream, framing(format, op)) {
         (true, Framing::Sse) => "text/event-stream",
         (true, Framing::EventStream) => "application/vnd.amazon.eventstream",
@@ -296,10 +305,37 @@ pub fn accept(format: Format, op: Operation, stream: bool) -> &'static str {
 /// same-format client sets them.
 pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str)] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock | Format::Responses => {
-            &[]
-        }
+        Format::OpenAi
+        | Format::Gemini
+        | Format::Cohere
+        | Format::Bedrock
+        | Format::Responses
+        | Format::Replicate => &[],
         Format::Anthropic => &[("anthropic-version", "2023-06-01")],
+    }
+}
+
+/// Headers a call of this format carries depending on whether it streams: Replicate holds a
+/// whole answer's request open until the prediction is done (`Prefer: wait`, up to a minute).
+pub fn call_headers(format: Format, stream: bool) -> &'static [(&'static str, &'static str)] {
+    match format {
+        Format::Replicate if !stream => &[("prefer", "wait")],
+        _ => &[],
+    }
+}
+
+/// Whether a call is two steps: the first answer says where the real one is read
+/// ([`follow_up`]).
+pub fn two_step(format: Format) -> bool {
+    format == Format::Replicate
+}
+
+/// After a two-step format's first answer (or a poll): the URL to GET next, and whether it is
+/// the stream; `None`: this body is the answer.
+pub fn follow_up(format: Format, stream: bool, body: &[u8]) -> Option<(String, bool)> {
+    match format {
+        Format::Replicate => crate::replicate::follow_up(stream, body).map(|f| (f.url, f.stream)),
+        _ => None,
     }
 }
 
@@ -307,9 +343,12 @@ pub fn required_headers(format: Format) -> &'static [(&'static str, &'static str
 /// Code relies on them).
 pub fn passthrough_headers(format: Format) -> &'static [&'static str] {
     match format {
-        Format::OpenAi | Format::Gemini | Format::Cohere | Format::Bedrock | Format::Responses => {
-            &[]
-        }
+        Format::OpenAi
+        | Format::Gemini
+        | Format::Cohere
+        | Format::Bedrock
+        | Format::Responses
+        | Format::Replicate => &[],
         Format::Anthropic => &["anthropic-version", "anthropic-beta"],
     }
 }
@@ -353,6 +392,7 @@ pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, Strin
         Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&u)),
         Format::Bedrock => p.usage.map(|u| crate::bedrock::parse_usage(&u)),
         Format::Responses => p.usage.map(|u| crate::responses::parse_usage(&u)),
+        Format::Replicate => None,
     })
 }
 
@@ -372,6 +412,7 @@ pub fn model_entry(format: Format, id: &str, owner: &str) -> Value {
         }),
         Format::Cohere => json!({"name": id, "endpoints": ["chat"]}),
         Format::Bedrock => json!({"modelId": id, "providerName": owner}),
+        Format::Replicate => json!({"owner": owner, "name": id}),
     }
 }
 
@@ -385,6 +426,7 @@ pub fn model_list(format: Format, entries: Vec<Value>, ids: &[&str]) -> Value {
         }),
         Format::Gemini | Format::Cohere => json!({"models": entries}),
         Format::Bedrock => json!({"modelSummaries": entries}),
+        Format::Replicate => json!({"results": entries}),
     }
 }
 

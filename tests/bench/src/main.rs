@@ -62,6 +62,9 @@ async fn mock(listener: tokio::net::TcpListener) {
         tokio::spawn(async move {
             let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
                 let anthropic = req.uri().path().starts_with("/anthropic");
+                let embed = req.uri().path().ends_with("/embeddings")
+                    || req.uri().path().ends_with("/v2/embed");
+                let cohere = req.uri().path().starts_with("/cohere");
                 let body = req
                     .into_body()
                     .collect()
@@ -71,7 +74,12 @@ async fn mock(listener: tokio::net::TcpListener) {
                 let stream = body.windows(13).any(|w| w == b"\"stream\":true");
                 let slow = body.windows(14).any(|w| w == b"\"model\":\"slow\"");
                 type B = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-                let resp: http::Response<B> = if stream {
+                let resp: http::Response<B> = if embed {
+                    http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(BodyExt::boxed(Full::new(embeddings_json(cohere))))
+                        .unwrap()
+                } else if stream {
                     let chunks = if anthropic {
                         anthropic_sse()
                     } else {
@@ -107,6 +115,23 @@ async fn mock(listener: tokio::net::TcpListener) {
     }
 }
 
+/// Two 256-dimension vectors, as OpenAI and Cohere print them.
+fn embeddings_json(cohere: bool) -> Bytes {
+    let v: Vec<String> = (0..256)
+        .map(|i| format!("{:.8}", ((i * 7919) % 1000) as f64 / 1000.0 - 0.5))
+        .collect();
+    let v = format!("[{}]", v.join(","));
+    Bytes::from(if cohere {
+        format!(
+            r#"{{"id":"e1","embeddings":{{"float":[{v},{v}]}},"texts":["Say hello","and goodbye"],"meta":{{"billed_units":{{"input_tokens":5}}}}}}"#
+        )
+    } else {
+        format!(
+            r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":{v}}},{{"object":"embedding","index":1,"embedding":{v}}}],"model":"text-embedding-3-small","usage":{{"prompt_tokens":5,"total_tokens":5}}}}"#
+        )
+    })
+}
+
 type HClient = Client<HttpConnector, Full<Bytes>>;
 
 struct Scenario {
@@ -119,7 +144,15 @@ struct Scenario {
 }
 
 fn body(s: &Scenario, model: &str) -> Bytes {
-    let b = if s.path == "/v1/messages" {
+    let b = if s.path == "/v2/embed" {
+        format!(
+            r#"{{"model":"{model}","texts":["Say hello","and goodbye"],"input_type":"search_document","embedding_types":["float"]}}"#
+        )
+    } else if s.path == "/v1/embeddings" {
+        format!(
+            r#"{{"model":"{model}","input":["Say hello","and goodbye"],"encoding_format":"float"}}"#
+        )
+    } else if s.path == "/v1/messages" {
         format!(
             r#"{{"model":"{model}","max_tokens":64,"stream":{},"messages":[{{"role":"user","content":"Say hello"}}]}}"#,
             s.stream
@@ -513,6 +546,10 @@ async fn main() {
             "per-chunk translation {up} -> {client} client ({n}-chunk recorded stream): {us:.2} us/chunk"
         );
     }
+    let (one_ns, many_ns) = token_source_ns().await;
+    println!(
+        "token source, warm cache: {one_ns:.0} ns per request alone; {many_ns:.0} ns per request with 1,000 concurrent requests"
+    );
     let (req_us, event_us) = check_costs();
     println!(
         "hardening checks: request limits {req_us:.2} us per 4 KB request; fast-path event JSON check {event_us:.3} us/chunk"
@@ -555,6 +592,8 @@ async fn main() {
         .env("OPENAI_API_KEY", "upstream-key")
         .env("ANTHROPIC_API_KEY", "upstream-key")
         .env("OPENAI_BASE_URL", format!("http://{mock_addr}/openai/v1"))
+        .env("COHERE_API_KEY", "upstream-key")
+        .env("COHERE_BASE_URL", format!("http://{mock_addr}/cohere"))
         .env(
             "ANTHROPIC_BASE_URL",
             format!("http://{mock_addr}/anthropic"),
@@ -614,6 +653,20 @@ async fn main() {
             stream: true,
             direct: "/anthropic/v1/messages",
         },
+        Scenario {
+            name: "embeddings OpenAI->OpenAI (fast path)",
+            path: "/v1/embeddings",
+            model: "openai/text-embedding-3-small",
+            stream: false,
+            direct: "/openai/v1/embeddings",
+        },
+        Scenario {
+            name: "embeddings OpenAI->Cohere (translated)",
+            path: "/v1/embeddings",
+            model: "cohere/embed-v4.0",
+            stream: false,
+            direct: "/cohere/v2/embed",
+        },
     ];
     println!(
         "\n{rate} req/s for {secs} s each; latency to the last byte; 'added' = via gateway - direct"
@@ -631,7 +684,17 @@ async fn main() {
         "gw cpu/req"
     );
     for s in &scenarios {
-        let direct_body = if s.direct.starts_with("/anthropic") {
+        let direct_body = if s.direct.starts_with("/cohere") {
+            body(
+                &Scenario {
+                    path: "/v2/embed",
+                    ..*s
+                },
+                "embed-v4.0",
+            )
+        } else if s.direct == "/openai/v1/embeddings" {
+            body(s, "text-embedding-3-small")
+        } else if s.direct.starts_with("/anthropic") {
             body(
                 &Scenario {
                     path: "/v1/messages",
@@ -688,4 +751,65 @@ async fn main() {
         (during - before) * 1024.0 / n as f64
     );
     let _ = child.kill().await;
+}
+
+/// An Azure AD token endpoint answered in process (only the first call reaches it).
+struct TokenEndpoint;
+
+impl gw_ports::HttpClient for TokenEndpoint {
+    async fn send(
+        &self,
+        _req: http::Request<Bytes>,
+    ) -> Result<http::Response<gw_ports::ByteStream>, gw_ports::TransportError> {
+        let body = Bytes::from_static(
+            br#"{"token_type":"Bearer","expires_in":3599,"access_token":"bench-token"}"#,
+        );
+        let chunks: Vec<Result<Bytes, gw_ports::TransportError>> = vec![Ok(body)];
+        let s: gw_ports::ByteStream = Box::pin(futures_util::stream::iter(chunks));
+        Ok(http::Response::new(s))
+    }
+}
+
+/// What a warm token source costs a request: alone, and under 1,000 concurrent requests on
+/// every core (a lock convoy would show here).
+async fn token_source_ns() -> (f64, f64) {
+    use gw_auth::token::{Exchange, TokenSource};
+    use std::sync::Arc;
+    let src = Arc::new(TokenSource::new(
+        Exchange::ClientCredentials {
+            token_url: "https://login.example/t/oauth2/v2.0/token".into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            scope: "https://cognitiveservices.azure.com/.default".into(),
+        },
+        "t/c".into(),
+    ));
+    let http = Arc::new(TokenEndpoint);
+    src.token(&*http, 1000).await.unwrap();
+    let n = 200_000u32;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(src.token(&*http, 1000).await.unwrap());
+    }
+    let one = t.elapsed().as_nanos() as f64 / f64::from(n);
+    let (tasks, per) = (1000u32, 200u32);
+    let t = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (src, http) = (Arc::clone(&src), Arc::clone(&http));
+            tokio::spawn(async move {
+                for i in 0..per {
+                    std::hint::black_box(src.token(&*http, 1000).await.unwrap());
+                    if i % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let many = t.elapsed().as_nanos() as f64 / f64::from(tasks * per);
+    (one, many)
 }

@@ -35,7 +35,7 @@ impl EmbedWire {
             Format::Gemini => Some(Self::Gemini),
             Format::Cohere => Some(Self::Cohere),
             Format::Bedrock => Some(Self::Bedrock),
-            Format::Anthropic => None,
+            Format::Anthropic | Format::Replicate => None,
         }
     }
 

@@ -135,13 +135,13 @@ proptest! {
     /// for every upstream format (or is refused with a 400).
     #[test]
     fn request_codecs_never_panic(v in arb_json(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        for f in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses] {
+        for f in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses, Format::Replicate] {
             prop_assert!(decode_request(f, &bytes).map_or_else(|e| e.status == 400, |_| true));
             let body = v.to_string();
             match decode_request(f, body.as_bytes()) {
                 Err(e) => prop_assert_eq!(e.status, 400),
                 Ok(req) => {
-                    for up in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses] {
+                    for up in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses, Format::Replicate] {
                         if let Err(e) = encode_request(up, &req, &opts("m", "p")) {
                             prop_assert_eq!(e.status, 400);
                         }
@@ -155,7 +155,7 @@ proptest! {
     /// encoders accept whatever the decoders produce.
     #[test]
     fn response_and_stream_codecs_never_panic(frames in prop::collection::vec((prop::option::of("[a-z_]{1,20}"), arb_json()), 0..8), status in 400u16..600) {
-        for f in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses] {
+        for f in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses, Format::Replicate] {
             let mut d = Decoder::new(f);
             let mut events = Vec::new();
             for (event, data) in &frames {
@@ -165,7 +165,7 @@ proptest! {
                 let _ = d.feed(&SseFrame { event: event.clone(), data: text, raw: Vec::new() }, &mut events);
             }
             let _ = d.finish(&mut events);
-            for client in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses] {
+            for client in [Format::OpenAi, Format::Anthropic, Format::Gemini, Format::Cohere, Format::Bedrock, Format::Responses, Format::Replicate] {
                 let _ = reencode(&events, client, true);
             }
         }

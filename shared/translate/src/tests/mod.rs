@@ -41,7 +41,7 @@ fn fixtures() -> Vec<(String, Format, Vec<u8>)> {
                     let ty = v["type"].as_str().unwrap();
                     sse.push_str(&format!("event: {ty}\ndata: {line}\n\n"));
                 }
-                Format::Bedrock | Format::Responses => {
+                Format::Bedrock | Format::Responses | Format::Replicate => {
                     unreachable!("no text fixture of this format")
                 }
                 Format::Anthropic => {
