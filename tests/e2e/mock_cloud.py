@@ -36,7 +36,8 @@
     POST /ghlogin/login/device/code, /ghlogin/login/oauth/access_token
                                             GitHub's device flow: one `authorization_pending`, then a token
 
-    POST /replicate/v1/models/{owner}/{name}/predictions   Replicate: Bearer key; body {input: {prompt (required),
+    POST /replicate/v1/predictions          Replicate: Bearer key; body {version: owner/name[:version] | version id,
+                                            input: {prompt (required),
                                             system_prompt, max_tokens, ...}, stream}; unknown fields are a 422.
                                             Answers `echo: <prompt>` (the last `User:` turn of a transcript);
                                             with `Prefer: wait` a finished prediction with `metrics`, else
@@ -434,14 +435,18 @@ def replicate(h: Any, method: str, rest: str, body: Any, json_ok: bool) -> None:
                 p["status"] = "processing" if p["model"].startswith("meta/mock-poll") and p["polls"] < 2 else "succeeded"
         return h.reply(200, _prediction(h, m.group(1), p))
     m = re.fullmatch(r"/v1/models/([^/]+)/([^/]+)/predictions", rest)
-    if not m or method != "POST":
+    if not (m or rest == "/v1/predictions") or method != "POST":
         return err(404, "The requested resource does not exist", "Not found")
-    model = f"{m.group(1)}/{m.group(2)}"
-    if model not in REPLICATE_MODELS and not model.startswith(("meta/mock-poll", "meta/mock-fail")):
-        return err(404, f"Model {model} does not exist", "Not found")
     if not json_ok or not isinstance(body, dict) or not isinstance(body.get("input"), dict):
         return err(422, "- input: Input should be a valid dictionary")
-    extra = set(body) - {"input", "stream", "webhook", "webhook_events_filter"}
+    version = body.get("version") if not m else None
+    if not m and not isinstance(version, str):
+        return err(422, "- version: version is required")
+    model = f"{m.group(1)}/{m.group(2)}" if m else version.split(":")[0]
+    known = model in REPLICATE_MODELS or model.startswith(("meta/mock-poll", "meta/mock-fail"))
+    if not known and not re.fullmatch(r"[0-9a-f]{64}", model) and not (version and ":" in version):
+        return err(404, f"Model {model} does not exist", "Not found")
+    extra = set(body) - {"input", "stream", "webhook", "webhook_events_filter", *(["version"] if not m else [])}
     if extra:
         return err(422, f"- {sorted(extra)[0]}: Additional property is not allowed")
     inp = body["input"]

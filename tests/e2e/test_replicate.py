@@ -29,8 +29,9 @@ def test_openai_sdk_chat_to_replicate(rgw, recorder, mock, tag, stream):
     assert r.text == f"echo: {user}"
     assert r.finish_reason == "stop"
     created = mock.one(user)
-    assert created["path"] == f"/replicate/v1/models/{MODEL}/predictions"
-    assert created["body"] == {"input": {"prompt": user, "system_prompt": "Be brief.", "max_tokens": 40}, "stream": stream}
+    assert created["path"] == "/replicate/v1/predictions"
+    assert created["body"] == {"version": MODEL, "input": {"prompt": user, "system_prompt": "Be brief.", "max_tokens": 40},
+                               "stream": stream}
     assert created["headers"]["authorization"] == f"Bearer {g.CLOUD_SECRETS['REPLICATE_API_TOKEN']}"
     if stream:
         assert "prefer" not in created["headers"]
@@ -75,3 +76,12 @@ def test_a_failed_prediction_and_unsupported_inputs_are_clear_errors(rgw, record
     r = g.raw_request(rgw.url, "POST", "/v1/chat/completions",
                       {"model": MODEL, "messages": [{"role": "user", "content": image}]}, h, recorder)
     assert r.status == 400 and "images cannot be sent" in r.json()["error"]["message"], r.body
+
+
+@pytest.mark.parametrize("version", ["replicate/hello-world:" + "9dcd6d78" * 8, "9dcd6d78" * 8])
+def test_community_model_versions(rgw, recorder, mock, tag, version):
+    user = f"v {tag} {version[:6]}"
+    r = g.openai_client(rgw, recorder).chat.completions.create(
+        model=f"replicate/{version}", messages=[{"role": "user", "content": user}])
+    assert r.choices[0].message.content == f"echo: {user}"
+    assert mock.one(user)["body"]["version"] == version

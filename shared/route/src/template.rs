@@ -103,6 +103,11 @@ mod tests {
             t.render("us.anthropic.claude-3-7-sonnet-20250219-v1:0", &params),
             "/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream"
         );
+        let t = UrlTemplate::parse("/models/{model_path}/predictions", &params).unwrap();
+        assert_eq!(
+            t.render("meta/llama 3", &params),
+            "/models/meta/llama%203/predictions"
+        );
         assert!(
             UrlTemplate::parse("/x/{deployment}", &params)
                 .unwrap_err()

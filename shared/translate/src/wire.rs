@@ -234,7 +234,8 @@ pub fn default_path(format: Format, op: Operation, stream: bool) -> Option<&'sta
         (Format::Bedrock, Operation::Chat) if stream => Some("/model/{model}/converse-stream"),
         (Format::Bedrock, Operation::Chat) => Some("/model/{model}/converse"),
         (Format::Bedrock, Operation::CountTokens) => None,
-        (Format::Replicate, Operation::Chat) => Some("/models/{model_path}/predictions"),
+        // Any model form: `owner/name`, `owner/name:version`, a version id (in the body).
+        (Format::Replicate, Operation::Chat) => Some("/predictions"),
         (Format::Replicate, Operation::CountTokens) => None,
     }
 }

@@ -1,4 +1,5 @@
-//! Replicate predictions (`POST /models/{owner}/{name}/predictions`) <-> canonical model.
+//! Replicate predictions (`POST /predictions` with `version`: `owner/name`, `owner/name:version`
+//! or a version id) <-> canonical model.
 //!
 //! Replicate's language models take a prompt, not a conversation. The chat becomes:
 //! - `system_prompt`: the system parts (and mid-conversation instructions), joined by a blank line;
@@ -140,6 +141,7 @@ pub fn encode_request(req: &ChatRequest, o: &EncodeOpts<'_>) -> Result<Vec<u8>, 
     }
     crate::json::body_bytes(
         [
+            ("version".to_owned(), json!(o.model)),
             ("input".to_owned(), Value::Object(input)),
             ("stream".to_owned(), json!(req.stream)),
         ]

@@ -43,8 +43,8 @@ fn chat_becomes_prompt_and_system_prompt() {
     let v: Value = serde_json::from_slice(&encode_request(&req, &opts()).unwrap()).unwrap();
     assert_eq!(
         v,
-        json!({"input": {"prompt": "Hi", "system_prompt": "Be brief.", "max_tokens": 512, "temperature": 0.5,
-                         "stop_sequences": "END,STOP"}, "stream": true})
+        json!({"version": "meta/meta-llama-3-70b-instruct", "input": {"prompt": "Hi", "system_prompt": "Be brief.",
+               "max_tokens": 512, "temperature": 0.5, "stop_sequences": "END,STOP"}, "stream": true})
     );
     let req = ChatRequest {
         messages: vec![
