@@ -1509,6 +1509,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _dispatch(self, method: str) -> None:
+        t_head = time.time()  # the request head arrived (the body may still be on its way)
         url = urlsplit(self.path)
         path = url.path
         raw = self.read_body() if method in ("POST", "PUT") else b""
@@ -1543,6 +1544,7 @@ class Handler(BaseHTTPRequestHandler):
             "status": None,
             "client_gone": False,
             "time": time.time(),
+            "t_head": t_head,
         }
         self.state.record(entry)
         self.entry = entry

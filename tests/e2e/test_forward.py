@@ -64,6 +64,33 @@ def test_passthrough_streams_the_answer_as_the_provider_sent_it(fgw, recorder, m
     assert r.status == 400 and "error" in r.json()
 
 
+def test_passthrough_streams_a_request_body_on_as_it_arrives(fgw, mock, tag):
+    """A chunked body whose second half comes a second later: the provider already has the request (head and
+    first bytes) before the client has finished sending it."""
+    import http.client
+    import time
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"slow body {tag}"}]}).encode()
+    sent: dict[str, float] = {}
+
+    def chunks():
+        yield body[:20]
+        time.sleep(1.0)
+        sent["second"] = time.time()
+        yield body[20:]
+
+    conn = http.client.HTTPConnection("127.0.0.1", fgw.port, timeout=30)
+    conn.request("POST", "/providers/openai/chat/completions", body=chunks(), encode_chunked=True,
+                 headers={"Authorization": f"Bearer {g.PROXY_KEY}", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status == 200, data
+    assert json.loads(data)["choices"][0]["message"]["content"] == f"echo: slow body {tag}"
+    up = mock.one(f"slow body {tag}")
+    assert up["t_head"] < sent["second"] - 0.5, (up["t_head"], sent["second"])
+    assert up["headers"]["authorization"] == f"Bearer {g.UPSTREAM_KEYS['openai']}"
+
+
 def test_passthrough_resigns_sigv4_and_fetches_vertex_tokens(fgw, recorder, mock, tag):
     body = {"messages": [{"role": "user", "content": [{"text": f"sig {tag}"}]}]}
     r = g.raw_request(fgw.url, "POST", "/providers/bedrock/model/us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse",

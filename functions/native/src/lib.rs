@@ -56,6 +56,28 @@ impl HttpClient for Reqwest {
         b.body(stream)
             .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
     }
+
+    async fn send_streaming(
+        &self,
+        req: http::Request<ByteStream>,
+    ) -> Result<http::Response<ByteStream>, TransportError> {
+        let (parts, body) = req.into_parts();
+        let resp = self
+            .0
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let mut b = http::Response::builder().status(resp.status());
+        if let Some(h) = b.headers_mut() {
+            *h = resp.headers().clone();
+        }
+        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
+        b.body(stream)
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
+    }
 }
 
 fn transport_error(e: reqwest::Error) -> TransportError {

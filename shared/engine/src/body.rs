@@ -23,7 +23,7 @@ impl From<Bytes> for Body {
     }
 }
 
-fn too_large(len: usize, limit: usize) -> ApiError {
+pub(crate) fn too_large(len: usize, limit: usize) -> ApiError {
     ApiError::new(
         ErrorKind::RequestTooLarge,
         format!(

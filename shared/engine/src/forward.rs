@@ -96,17 +96,39 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             );
         }
         let sv = &cfg.server;
-        let b = match body::read(
-            body,
-            headers,
-            sv.max_body_bytes,
-            sv.body_read_timeout_ms,
-            &self.inner.clock,
-        )
-        .await
-        {
-            Ok(b) => b,
-            Err(e) => return refuse(log, e),
+        // A body still arriving streams straight on when the credential is a plain header or
+        // query key; SigV4 signs the payload's hash and a token may need the body again after a
+        // 401, so those read it whole first.
+        let static_key = matches!(
+            p.signer,
+            Signer::None | Signer::Bearer(_) | Signer::Header { .. } | Signer::Query { .. }
+        );
+        let (b, streamed) = match body {
+            Body::Stream(s) if static_key => {
+                if let Some(n) = declared_length(headers).filter(|n| *n > sv.max_body_bytes as u64)
+                {
+                    return refuse(
+                        log,
+                        body::too_large(
+                            usize::try_from(n).unwrap_or(usize::MAX),
+                            sv.max_body_bytes,
+                        ),
+                    );
+                }
+                (Bytes::new(), Some(limited(s, sv.max_body_bytes)))
+            }
+            other => match body::read(
+                other,
+                headers,
+                sv.max_body_bytes,
+                sv.body_read_timeout_ms,
+                &self.inner.clock,
+            )
+            .await
+            {
+                Ok(b) => (b, None),
+                Err(e) => return refuse(log, e),
+            },
         };
         log.model(rest, false);
         let url = format!("{}/{}", p.base_url, without_key_param(rest));
@@ -142,9 +164,19 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 h.insert(k, v);
             }
         }
+        if streamed.is_some()
+            && let Some(n) = headers.get(http::header::CONTENT_LENGTH)
+        {
+            // The length is the client's own: the bytes go on unchanged.
+            req.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, n.clone());
+        }
         let started = self.inner.clock.now();
         log.pending(&p.id, rest, started);
-        let sent = self.send_signed(req, &p.signer, p).await;
+        let sent = match streamed {
+            Some(s) => self.send_streamed(req, s, p).await,
+            None => self.send_signed(req, &p.signer, p).await,
+        };
         log.settled();
         let latency = self.inner.clock.now().ms_since(started);
         match sent {
@@ -389,6 +421,40 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
     }
 
+    /// Signs (a static key) and sends with the body streaming on, waiting at most
+    /// `timeouts.per_attempt_ms` for the response head.
+    async fn send_streamed(
+        &self,
+        mut req: Request<Bytes>,
+        body: ByteStream,
+        p: &Provider,
+    ) -> Result<Response<ByteStream>, ApiError> {
+        let now = self.inner.clock.now().0 / 1_000_000;
+        p.signer
+            .sign(&mut req, now, &self.inner.http)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Api, format!("provider `{}`: {e}", p.id)))?;
+        let (parts, _) = req.into_parts();
+        let send = self
+            .inner
+            .http
+            .send_streaming(Request::from_parts(parts, body));
+        let budget = self.inner.cfg.timeouts.per_attempt_ms;
+        let timer = self.inner.clock.sleep(budget);
+        match select(Box::pin(send), Box::pin(timer)).await {
+            Either::Left((r, _)) => r.map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Api,
+                    format!("provider `{}` unreachable: {}", p.id, e.message),
+                )
+            }),
+            Either::Right(_) => Err(ApiError::new(
+                ErrorKind::Timeout,
+                format!("provider `{}` did not answer within {budget} ms", p.id),
+            )),
+        }
+    }
+
     async fn sign_and_send(
         &self,
         mut req: Request<Bytes>,
@@ -443,6 +509,32 @@ fn ok_chunks(s: ByteStream) -> BodyStream {
         s.take_while(|c| std::future::ready(c.is_ok()))
             .filter_map(|c| std::future::ready(c.ok())),
     )
+}
+
+fn declared_length(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The stream, ended with an error once it passes `limit` bytes (the upstream then sees a
+/// broken upload, never more than the gateway allows).
+fn limited(s: ByteStream, limit: usize) -> ByteStream {
+    let mut seen = 0usize;
+    Box::pin(s.map(move |c| {
+        let c = c?;
+        seen += c.len();
+        if seen > limit {
+            return Err(gw_ports::TransportError::new(
+                gw_ports::TransportErrorKind::Body,
+                format!("the request body passed server.max_body_bytes ({limit})"),
+            ));
+        }
+        Ok(c)
+    }))
 }
 
 /// `rest` without a `key=` query parameter (Gemini clients may send the proxy key there).

@@ -84,6 +84,24 @@ pub trait HttpClient: MaybeSend + MaybeSync + 'static {
         &self,
         req: http::Request<Bytes>,
     ) -> impl Future<Output = Result<http::Response<ByteStream>, TransportError>> + MaybeSend;
+
+    /// Sends a request whose body is still arriving (pass-through). Runtimes that can stream a
+    /// request body override this; the default reads it whole, then sends.
+    fn send_streaming(
+        &self,
+        req: http::Request<ByteStream>,
+    ) -> impl Future<Output = Result<http::Response<ByteStream>, TransportError>> + MaybeSend {
+        async move {
+            use futures_util::StreamExt;
+            let (parts, mut body) = req.into_parts();
+            let mut buf = Vec::new();
+            while let Some(chunk) = body.next().await {
+                buf.extend_from_slice(&chunk?);
+            }
+            self.send(http::Request::from_parts(parts, Bytes::from(buf)))
+                .await
+        }
+    }
 }
 
 /// Microseconds since the Unix epoch.
