@@ -14,7 +14,7 @@ use bytes::Bytes;
 use gw_model::{ApiError, EmbedRequest, ErrorKind, Format, Operation, UpstreamError, Usage};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
 use gw_state::{Command, Reply, StateStore};
-use gw_translate::embed::{self, EmbedWire};
+use gw_translate::embed;
 use gw_translate::wire::UrlCall;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
@@ -107,7 +107,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 });
                 continue;
             };
-            let fast = format == Format::OpenAi && wire == EmbedWire::OpenAi;
+            let fast = embed::forwards_bytes(format, wire);
             let bodies = if fast {
                 let model = gw_translate::fast::json_string(&target.model);
                 match gw_translate::fast::patch_fields(&raw, &[("model", Some(&model))]) {

@@ -211,12 +211,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// provider declares `paths.completions`, streamed or not, as the provider answers.
     pub(crate) async fn completions(
         &self,
+        format: Format,
         headers: &HeaderMap,
         body: Body,
         log: &mut LogGuard<H, C, L, S>,
         deferred: &mut Deferred,
     ) -> Response<BodyStream> {
-        let format = Format::OpenAi;
         let refuse = |log: &mut LogGuard<H, C, L, S>, e: ApiError| {
             log.outcome(Outcome::Rejected);
             util::error_response(format, &e)

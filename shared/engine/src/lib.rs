@@ -216,10 +216,11 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     .await
             }
             Endpoint::Api {
+                format,
                 op: Operation::Completions,
                 ..
             } => {
-                self.completions(headers, body, &mut log, &mut deferred)
+                self.completions(format, headers, body, &mut log, &mut deferred)
                     .await
             }
             Endpoint::Passthrough {

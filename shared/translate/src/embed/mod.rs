@@ -51,6 +51,11 @@ impl EmbedWire {
     }
 }
 
+/// Whether a client of `client`'s API may get this upstream's bytes as they are (the fast path).
+pub fn forwards_bytes(client: Format, wire: EmbedWire) -> bool {
+    client == Format::OpenAi && wire == EmbedWire::OpenAi
+}
+
 /// A client's request. `batch`: Gemini's `:batchEmbedContents` (else `:embedContent`);
 /// `model`: the model the URL names (Gemini).
 pub fn decode_request(
