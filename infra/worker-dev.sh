@@ -17,6 +17,7 @@
 # Start-up: wrangler runs infra/worker-build.sh first. With the bundle current (a no-op build)
 # /health answers 200 about 1.6-2.3 s after launch (measured on 2 cores); add ~30 s when Rust
 # code changed and ~3.5 min for a cold target dir. Poll /health rather than sleeping.
+# `--test-scheduled` serves GET /__scheduled?cron=..., which runs the Cron Trigger handler.
 # It execs wrangler, so killing this process's group (kill -- -PGID) stops wrangler and workerd.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 PORT PERSIST_DIR [VARFILE]" >&2; exit 2; }
@@ -85,5 +86,5 @@ cd "$ROOT"
 exec "$W/js/node_modules/.bin/wrangler" dev \
   --ip 127.0.0.1 --port "$PORT" --inspector-ip 127.0.0.1 --inspector-port 0 \
   --persist-to "$PERSIST" --env-file "$ENVFILE" \
-  --show-interactive-dev-session=false --live-reload=false \
+  --show-interactive-dev-session=false --live-reload=false --test-scheduled \
   "${VAR_ARGS[@]}"

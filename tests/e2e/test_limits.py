@@ -235,6 +235,13 @@ def test_two_gateways_on_one_dynamodb_table_share_a_budget(gateway_factory, dyna
         other = (a, b)[len(statuses) % 2]  # the gateway that did not refuse
         r = _chat(other.url, g.SECOND_PROXY_KEY, "gpt-4o-mini", f"spend2 {tag} other.")
         assert r.status == 429 and g.assert_openai_error(r, 429).get("code") == "budget_exceeded"
+        # The ledger in the table holds both gateways' answers (each books once a second).
+        time.sleep(1.5)
+        for gw in (a, b):
+            day = _spend(gw, g.SECOND_PROXY_KEY).json()["periods"][0]["keys"]["e2e-second"]
+            usage = g.raw_request(gw.url, "GET", "/v1/usage", headers={"Authorization": f"Bearer {g.SECOND_PROXY_KEY}"})
+            budget = next(w for w in usage.json()["keys"][0]["windows"] if w.get("budget"))
+            assert day["requests"] == len(statuses) - 1 and day["spent_usd"] == budget["spent_usd"] > 0, (day, budget)
         deadline = time.time() + 10
         while len(hook.bodies) < 3 and time.time() < deadline:
             time.sleep(0.1)
@@ -291,5 +298,64 @@ def test_health_check_round_marks_a_dead_provider_and_routing_skips_it(gateway_f
         h = g.raw_request(gw.url, "GET", "/health", headers={"Authorization": f"Bearer {g.PROXY_KEY}"}).json()
         assert h["providers"]["broken"]["checks"]["BROKEN_API_KEY"]["ok"] is False
         assert _chat(gw.url, g.PROXY_KEY, "fallback-chain", f"after check {tag}").status == 200
+    finally:
+        gw.stop()
+
+
+def _spend(gw: g.Gateway, key: str, query: str = "") -> g.Raw:
+    return g.raw_request(gw.url, "GET", f"/v1/spend{query}", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_spend_by_key_provider_model_and_period_survives_a_restart(gateway_factory, mock, recorder, tag, tmp_path):
+    """/v1/spend: served answers (streamed ones included, refused ones not) by proxy key and its models, provider
+    and model, for the day, the month and all time, priced from the upstream's usage. A proxy key reads only its
+    own key; the admin key reads everything. The local server books spend once a second and at shutdown: stopped
+    right after the requests and started again on its state file, it has lost nothing."""
+    cfg = tmp_path / "gateway.spend.yaml"
+    cfg.write_text(g.CONFIG_PATH.read_text() + "\nprices: {gpt-4o-mini: {input: 10000, output: 10000}}\n")
+    env = {"GATEWAY_ADMIN_KEY": "admin-e2e-key"}
+    gw = gateway_factory.start(f"spend-{tag}", extra_env=env, config=cfg)
+    try:
+        client = g.openai_client(gw, recorder)
+        tokens = 0
+        for i in range(2):
+            r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"s {tag} {i}."}])
+            tokens += r.usage.total_tokens
+        chunks = list(client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": f"ss {tag}."}]))
+        tokens += next(c.usage for c in chunks if c.usage).total_tokens
+        assert _chat(gw.url, g.SECOND_PROXY_KEY, "claude-sonnet-4-5", f"s2 {tag}").status == 200
+        assert _chat(gw.url, g.PROXY_KEY, "openai/mock-fail-400", f"bad {tag}").status == 400
+    finally:
+        gw.stop()
+    gw = gateway_factory.start(f"spend-{tag}", extra_env=env, config=cfg, reuse=gw)
+    try:
+        r = _spend(gw, "admin-e2e-key")
+        assert r.status == 200, r.body
+        body = r.json()
+        assert body["object"] == "spend" and [p["period"] for p in body["periods"]] == ["day", "month", "total"]
+        for p in body["periods"]:
+            openai_spend = {"requests": 3, "tokens": tokens, "spent_usd": pytest.approx(tokens * 0.01)}
+            assert p["providers"]["openai"] == openai_spend, p
+            assert p["models"]["openai/gpt-4o-mini"] == openai_spend, p
+            assert p["keys"]["default"]["models"] == {"openai/gpt-4o-mini": openai_spend}, p
+            assert p["keys"]["default"]["requests"] == 3
+            second = p["keys"]["e2e-second"]
+            assert second["requests"] == 1 and second["tokens"] > 0 and second["spent_usd"] > 0, second  # shipped price
+            assert p["models"]["anthropic/claude-sonnet-4-5"]["requests"] == 1
+        day = body["periods"][0]
+        assert day["period_start_ms"] <= body["now_ms"] < day["resets_at_ms"]
+
+        own = _spend(gw, g.SECOND_PROXY_KEY).json()["periods"][0]
+        assert list(own["keys"]) == ["e2e-second"] and "providers" not in own and "models" not in own, own
+        assert g.assert_openai_error(_spend(gw, g.SECOND_PROXY_KEY, "?key=default"), 403)
+        assert g.assert_openai_error(_spend(gw, "wrong-key"), 401)
+
+        yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
+        past = _spend(gw, "admin-e2e-key", f"?date={yesterday}").json()["periods"]
+        assert past[0]["keys"]["default"]["requests"] == 0 and past[2]["keys"]["default"]["requests"] == 3, past
+        err = g.assert_openai_error(_spend(gw, "admin-e2e-key", "?date=12/05/2026"), 400)
+        assert "YYYY-MM-DD" in err["message"]
     finally:
         gw.stop()

@@ -40,6 +40,8 @@ base URLs can be overridden with <PROVIDER>_BASE_URL.";
 
 /// Largest request head (request line and headers) the local server reads.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How often the spend ledger is booked in the store (a crash loses at most this much of it).
+const LEDGER_FLUSH_MS: u64 = 1_000;
 
 struct Args {
     /// `gateway config check`: report and exit.
@@ -298,6 +300,15 @@ async fn main() {
     };
     eprintln!("gateway: state in {where_}");
     let gw = Gateway::new(cfg, http, SystemClock, Stderr, store);
+    // Spend is booked once a second (not a store write per request), and at shutdown.
+    gw.batch_ledger(LEDGER_FLUSH_MS);
+    let g = gw.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(LEDGER_FLUSH_MS)).await;
+            g.flush_ledger().await;
+        }
+    });
     let every = gw.config().health_checks.interval_s;
     if every > 0 {
         // Active health checks: a round at start, then one per interval.
@@ -373,6 +384,9 @@ async fn main() {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(30)) => eprintln!("gateway: in-flight requests still running after 30 s; exiting"),
     }
+    // The last answers' deferred writes, then their spend.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gw.flush_ledger().await;
 }
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// Every configured credential's breaker as the store holds it: (provider, variable, state).
-    async fn breakers(&self, now_ms: u64) -> Vec<(String, String, Reply)> {
+    pub(crate) async fn breakers(&self, now_ms: u64) -> Vec<(String, String, Reply)> {
         let inner = &self.inner;
         let mut reads = Vec::new();
         for p in inner.cfg.providers.iter().filter(|p| p.missing().is_none()) {
@@ -36,11 +36,39 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     }
 
     /// Whether `headers` carry `GATEWAY_ADMIN_KEY`.
-    fn is_admin(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn is_admin(&self, headers: &HeaderMap) -> bool {
         match (&self.inner.admin, gw_auth::presented_key(headers)) {
             (Some(set), Some(k)) => set.check(k).is_some(),
             _ => false,
         }
+    }
+
+    /// The keys whose figures `headers` may read, all or the one `asked` for: any with the admin
+    /// key, else only the proxy key's own (`what` names the figures in the refusal).
+    pub(crate) fn reader(
+        &self,
+        headers: &HeaderMap,
+        asked: Option<&str>,
+        what: &str,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<Vec<&KeySpec>, ApiError> {
+        let cfg = &self.inner.cfg;
+        if self.is_admin(headers) {
+            return Ok(cfg
+                .keys
+                .iter()
+                .filter(|k| asked.is_none_or(|a| a == k.name))
+                .collect());
+        }
+        self.authenticate(headers, log)?;
+        let own = log.key().unwrap_or_default().to_owned();
+        if asked.is_some_and(|a| a != own) {
+            return Err(ApiError::new(
+                ErrorKind::Permission,
+                format!("a proxy key reads only its own {what} (the admin key reads any)"),
+            ));
+        }
+        Ok(cfg.keys.iter().filter(|k| k.name == own).collect())
     }
 
     pub(crate) async fn metrics(
@@ -111,30 +139,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         query: Option<&str>,
         log: &mut LogGuard<H, C, L, S>,
     ) -> Response<BodyStream> {
-        let asked = query.and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("key="))
-                .map(gw_codec::percent_decode)
-        });
-        let cfg = &self.inner.cfg;
-        let keys: Vec<&KeySpec> = if self.is_admin(headers) {
-            cfg.keys
-                .iter()
-                .filter(|k| asked.as_deref().is_none_or(|a| a == k.name))
-                .collect()
-        } else {
-            if let Err(e) = self.authenticate(headers, log) {
-                return error_response(format, &e);
-            }
-            let own = log.key().unwrap_or_default().to_owned();
-            if asked.as_deref().is_some_and(|a| a != own) {
-                let e = ApiError::new(
-                    ErrorKind::Permission,
-                    "a proxy key reads only its own usage (the admin key reads any)",
-                );
-                return error_response(format, &e);
-            }
-            cfg.keys.iter().filter(|k| k.name == own).collect()
+        let asked = query_param(query, "key");
+        let keys = match self.reader(headers, asked.as_deref(), "usage", log) {
+            Ok(keys) => keys,
+            Err(e) => return error_response(format, &e),
         };
         let now_ms = self.inner.clock.now().0 / 1000;
         let mut out = Vec::new();
@@ -158,26 +166,41 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         }
         let mut body = json!({"object": "usage", "now_ms": now_ms, "keys": Value::Array(out)});
         if self.is_admin(headers) {
-            let state = |r: &Reply| match r {
-                Reply::Breaker { open_until_ms, .. } if *open_until_ms > now_ms => {
-                    json!({"state": "open", "retry_after_ms": open_until_ms - now_ms})
-                }
-                Reply::Breaker {
-                    half_open: true, ..
-                } => json!({"state": "half_open"}),
-                Reply::Breaker { consecutive, .. } => {
-                    json!({"state": "closed", "consecutive_failures": consecutive})
-                }
-                _ => json!({"state": "unknown"}),
-            };
             let providers: Vec<Value> = self
                 .breakers(now_ms)
                 .await
                 .iter()
-                .map(|(p, var, r)| json!({"provider": p, "credential": var, "breaker": state(r)}))
+                .map(|(p, var, r)| {
+                    json!({"provider": p, "credential": var, "breaker": breaker_state(r, now_ms)})
+                })
                 .collect();
             body["providers"] = Value::Array(providers);
         }
         json_response(StatusCode::OK, &body)
     }
+}
+
+/// A breaker as JSON: `open` (with `retry_after_ms`: a trip or an upstream's cooldown, a
+/// failed health probe included), `half_open`, or `closed` with its failures in a row.
+pub(crate) fn breaker_state(r: &Reply, now_ms: u64) -> Value {
+    match r {
+        Reply::Breaker { open_until_ms, .. } if *open_until_ms > now_ms => {
+            json!({"state": "open", "retry_after_ms": open_until_ms - now_ms})
+        }
+        Reply::Breaker {
+            half_open: true, ..
+        } => json!({"state": "half_open"}),
+        Reply::Breaker { consecutive, .. } => {
+            json!({"state": "closed", "consecutive_failures": consecutive})
+        }
+        _ => json!({"state": "unknown"}),
+    }
+}
+
+/// The percent-decoded value of `name` in a query string.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| gw_codec::percent_decode(v))
+    })
 }

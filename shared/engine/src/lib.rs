@@ -18,6 +18,7 @@ mod chat;
 mod embed;
 mod forward;
 mod health;
+mod ledger;
 mod limit;
 mod log;
 mod metrics;
@@ -25,6 +26,7 @@ mod plan;
 mod record;
 mod relay;
 mod respond;
+mod spend;
 mod util;
 
 use bytes::Bytes;
@@ -77,6 +79,8 @@ pub(crate) struct Inner<H, C, L, S> {
     pub(crate) next_credential: Vec<std::sync::atomic::AtomicUsize>,
     /// Budget alerts this instance knows were fired.
     pub(crate) alerts_fired: alert::Fired,
+    /// Spend not yet booked in the store.
+    pub(crate) ledger: ledger::Ledger,
 }
 
 impl<H, C: Clock, L, S: StateStore> Inner<H, C, L, S> {
@@ -143,6 +147,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 metrics: metrics::Metrics::default(),
                 checks: health::Checks::default(),
                 alerts_fired: alert::Fired::default(),
+                ledger: ledger::Ledger::default(),
                 next_credential,
                 balancer,
                 cfg,
@@ -159,6 +164,21 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.inner.cfg
+    }
+
+    /// Books spend in the store at most every `ms` instead of after every request. Only for a
+    /// runtime that also calls [`Self::flush_ledger`] on a timer and before it exits: what is
+    /// pending is lost if the process dies.
+    pub fn batch_ledger(&self, ms: u64) {
+        self.inner
+            .ledger
+            .flush_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Books all pending spend in the store now.
+    pub async fn flush_ledger(&self) {
+        record::flush_ledger(&self.inner, true).await;
     }
 
     /// Handles one request whose body is complete. See [`Self::handle_body`].
@@ -200,12 +220,13 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             });
         let headers = with_query_key.as_ref().unwrap_or(&parts.headers);
         let mut resp = match endpoint {
-            Endpoint::Health => self.health(headers),
+            Endpoint::Health => self.health(headers).await,
             Endpoint::Metrics { format } => self.metrics(format, headers, &mut log).await,
             Endpoint::HealthCheck { format } => {
                 self.run_health_check(format, headers, &mut log).await
             }
             Endpoint::Usage { format } => self.usage(format, headers, query, &mut log).await,
+            Endpoint::Spend { format } => self.spend(format, headers, query, &mut log).await,
             // A Responses call is a chat that some providers serve natively.
             Endpoint::Api {
                 format,

@@ -325,10 +325,13 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> LogGuard<H, C, L, S> {
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C, L, S> {
     fn drop(&mut self) {
-        if let (Some(tx), Some(r)) = (self.done.take(), self.rec.as_ref()) {
-            // The upstream did its part unless the stream broke or carried an error.
-            let _ = tx.send((r.outcome.upstream_served(), r.usage));
-        }
+        // The upstream did its part unless the stream broke or carried an error. Sent last:
+        // the deferred writes wait for it, and then find this answer's spend in the ledger.
+        let verdict = self
+            .rec
+            .as_ref()
+            .map(|r| (r.outcome.upstream_served(), r.usage));
+        let done = self.done.take();
         if let Some(mut r) = self.rec.take() {
             if let Some((provider, model, started)) = self.pending.take() {
                 let waited = self.inner.clock.now().ms_since(started);
@@ -342,13 +345,36 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
                 ));
             }
             r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
-            if let (Some(p), Some(u)) = (self.price, r.usage) {
-                r.cost_usd = Some(p.micros(&u) as f64 / 1e6);
+            let micros = match (self.price, r.usage) {
+                (Some(p), Some(u)) => p.micros(&u),
+                _ => 0,
+            };
+            if self.price.is_some() && r.usage.is_some() {
+                r.cost_usd = Some(micros as f64 / 1e6);
+            }
+            // Spend is booked for what a provider served (a client's made-up model names that
+            // the provider refused never grow the ledger).
+            if let (Some(provider), Some(model), true) = (
+                &r.provider,
+                &r.upstream_model,
+                (200..300).contains(&r.status),
+            ) {
+                let t = gw_state::Tally {
+                    requests: 1,
+                    tokens: r.usage.map_or(0, |u| u.total()),
+                    micros,
+                };
+                let now_ms = self.inner.clock.now().0 / 1000;
+                let key = r.key.as_deref();
+                self.inner.ledger.add(now_ms, key, provider, model, t);
             }
             self.inner.metrics.observe(&r);
             if let Ok(line) = serde_json::to_string(&r) {
                 self.inner.log.emit(&self.inner.scrub.scrub(&line));
             }
+        }
+        if let (Some(tx), Some(v)) = (done, verdict) {
+            let _ = tx.send(v);
         }
     }
 }

@@ -92,5 +92,26 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 settle(h, Some(used)).await;
             }
         }
+        flush_ledger(&inner, false).await;
     })
+}
+
+/// Books the ledger's pending spend when due (`all`: now), in parallel per period; a booking
+/// the store refuses stays pending for the next flush.
+pub(crate) async fn flush_ledger<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    inner: &Inner<H, C, L, S>,
+    all: bool,
+) {
+    let now_ms = inner.clock.now().0 / 1000;
+    let cmds = inner.ledger.take(now_ms, all);
+    let calls = cmds.iter().map(|(key, cmd)| async move {
+        if let Err(e) = inner.store_apply(key, cmd, now_ms).await {
+            if let Command::Book(b) = cmd {
+                inner.ledger.restore(now_ms, key, b);
+            }
+            let line = json!({"event": "state_store_error", "key": key, "error": e.to_string()});
+            inner.log.emit(&inner.scrub.scrub(&line.to_string()));
+        }
+    });
+    futures_util::future::join_all(calls).await;
 }

@@ -229,9 +229,19 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
 
     /// Liveness for anyone; which providers are configured (and which variables are missing)
     /// only for a caller with a proxy key.
-    pub(crate) fn health(&self, headers: &HeaderMap) -> Response<BodyStream> {
+    /// `/health`: liveness for anyone; with a proxy key also each provider's configuration, this
+    /// instance's last health checks, and each credential's breaker and cooldown as the store
+    /// holds them (one read per credential, so only on the detailed view).
+    pub(crate) async fn health(&self, headers: &HeaderMap) -> Response<BodyStream> {
         if !self.knows_key(headers) {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        }
+        let now_ms = self.inner.clock.now().0 / 1000;
+        let mut breakers = serde_json::Map::new();
+        for (p, var, r) in self.breakers(now_ms).await {
+            let state = crate::admin::breaker_state(&r, now_ms);
+            let entry = breakers.entry(p).or_insert_with(|| json!({}));
+            entry[var] = json!({"breaker": state});
         }
         let mut providers = serde_json::Map::new();
         for p in &self.inner.cfg.providers {
@@ -241,6 +251,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             }
             if let Some(c) = self.inner.checks.of(&p.id) {
                 o["checks"] = c;
+            }
+            if let Some(b) = breakers.remove(&p.id) {
+                o["credentials"] = b;
             }
             providers.insert(p.id.clone(), o);
         }

@@ -15,7 +15,7 @@ pub use token_auth::FILE_PREFIX;
 
 pub use config::{Config, ConfigError, HealthChecks, KeySpec, Server, Timeouts};
 use gw_model::{ApiError, ErrorKind};
-pub use limits::{Allowance, Limits, Period};
+pub use limits::{Allowance, Limits, Period, parse_utc};
 pub use prices::{Alerts, Budget, Price, Prices};
 pub use provider::{AuthSpec, Credential, PoolStrategy, Provider};
 pub use routes::Strategy;

@@ -126,7 +126,7 @@ pub(crate) fn days_from_civil(y: i64, m: u64) -> u64 {
 }
 
 /// Unix ms of `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn parse_utc(s: &str) -> Option<u64> {
+pub fn parse_utc(s: &str) -> Option<u64> {
     let num = |t: &str| -> Option<u64> {
         (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
     };

@@ -1,7 +1,7 @@
 //! The conformance suite every [`StateStore`] runs (memory, embedded, DynamoDB, Durable Objects):
 //! same commands, same answers. Returns the first violation as an error message.
 
-use crate::{BreakerConfig, Command, Exhausted, Reply, Reserve, Settle, StateStore};
+use crate::{Book, BreakerConfig, Command, Exhausted, Reply, Reserve, Settle, StateStore, Tally};
 use futures_util::future::join_all;
 
 fn cfg() -> BreakerConfig {
@@ -242,7 +242,8 @@ pub async fn run_all<S: StateStore>(s: &S, prefix: &str) -> Result<(), String> {
             == Reply::First,
         "a lapsed mark can be set again"
     );
-    windows(s, prefix, t0).await
+    windows(s, prefix, t0).await?;
+    ledger(s, prefix, t0).await
 }
 
 fn reserve(
@@ -377,6 +378,110 @@ async fn windows<S: StateStore>(s: &S, prefix: &str, t0: u64) -> Result<(), Stri
     check!(
         admitted == 50,
         "200 concurrent reservations against 50 requests per minute: {admitted} admitted"
+    );
+    Ok(())
+}
+
+/// The spend ledger: concurrent additions from many callers sum exactly, entries stay apart,
+/// periods stay apart, and a record that never expires is kept.
+async fn ledger<S: StateStore>(s: &S, prefix: &str, t0: u64) -> Result<(), String> {
+    let k = format!("{prefix}:ledger:day");
+    let day = t0 - t0 % 86_400_000;
+    let one = |name: &str, tokens: u64, micros: u64| Book {
+        start_ms: day,
+        expires_at_ms: day + 86_400_000,
+        entries: vec![(
+            name.to_owned(),
+            Tally {
+                requests: 1,
+                tokens,
+                micros,
+            },
+        )],
+    };
+    let both = Book {
+        entries: vec![
+            (
+                "k:ci".into(),
+                Tally {
+                    requests: 1,
+                    tokens: 10,
+                    micros: 7,
+                },
+            ),
+            (
+                "m:openai/gpt-4o|x y".into(),
+                Tally {
+                    requests: 1,
+                    tokens: 10,
+                    micros: 7,
+                },
+            ),
+        ],
+        ..one("", 0, 0)
+    };
+    let calls = (0..100).map(|i| {
+        let cmd = if i % 2 == 0 {
+            Command::Book(both.clone())
+        } else {
+            Command::Book(one("k:ci", 1, 3))
+        };
+        run(s, &k, cmd, t0 + i)
+    });
+    for r in join_all(calls).await {
+        check!(r? == Reply::Done, "a booking answers done");
+    }
+    let Reply::Ledger { entries } = run(s, &k, Command::Ledger { start_ms: day }, t0 + 200).await?
+    else {
+        return Err("a ledger read answers a ledger".into());
+    };
+    let want = |requests, tokens, micros| {
+        Some(Tally {
+            requests,
+            tokens,
+            micros,
+        })
+    };
+    check!(
+        entries.get("k:ci").copied() == want(100, 550, 500),
+        "100 concurrent bookings sum exactly: {entries:?}"
+    );
+    check!(
+        entries.get("m:openai/gpt-4o|x y").copied() == want(50, 500, 350) && entries.len() == 2,
+        "entries stay apart, names kept as given: {entries:?}"
+    );
+    let next = day + 86_400_000;
+    let r = run(s, &k, Command::Ledger { start_ms: next }, t0 + 201).await?;
+    check!(
+        r == Reply::Ledger {
+            entries: Default::default()
+        },
+        "another period is empty, got {r:?}"
+    );
+    let k = format!("{prefix}:ledger:total");
+    let forever = Book {
+        start_ms: 0,
+        expires_at_ms: u64::MAX,
+        entries: vec![(
+            "p:openai".into(),
+            Tally {
+                requests: 2,
+                tokens: 3,
+                micros: 4,
+            },
+        )],
+    };
+    run(s, &k, Command::Book(forever), t0).await?;
+    let r = run(
+        s,
+        &k,
+        Command::Ledger { start_ms: 0 },
+        t0 + 10 * 365 * 86_400_000,
+    )
+    .await?;
+    check!(
+        matches!(&r, Reply::Ledger { entries } if entries.get("p:openai").copied() == want(2, 3, 4)),
+        "the all-time period is kept, got {r:?}"
     );
     Ok(())
 }

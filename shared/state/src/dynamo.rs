@@ -8,16 +8,19 @@
 //! condition can never match again. Counters and request/token windows use one atomic
 //! `UpdateItem ADD` on a per-window key (`{key}#{window start}`, attributes `r` and `t`), a
 //! reservation conditioned on staying within its limits: no read, no conflict to retry.
+//! The spend ledger adds to one item per period with `ADD` as well.
 //! Requests are signed with the clock's time, not the command's `now_ms` (which tests may set).
 
 use crate::{
-    Command, Exhausted, Record, Reply, Reserve, Settle, StateStore, StoreError, apply, is_live,
+    Book, Command, Exhausted, Record, Reply, Reserve, Settle, StateStore, StoreError, Tally, apply,
+    is_live,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_auth::sigv4::{self, Credentials};
 use gw_ports::{Clock, HttpClient};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Optimistic writes give up after this many conflicts in a row (the engine then fails open).
 const MAX_CONFLICTS: u32 = 16;
@@ -306,6 +309,64 @@ impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
     }
 }
 
+/// Ledger entries per `UpdateItem` (three attributes each), well inside the 4 KB expression limit.
+const BOOK_BATCH: usize = 25;
+
+impl<H: HttpClient, C: Clock> DynamoStore<H, C> {
+    /// A ledger period is one item, `{key}#{start}`, with numbers `r|NAME`, `t|NAME` and
+    /// `u|NAME` (requests, tokens, micro-USD) per entry: `ADD` needs no read and no retry.
+    async fn book(&self, key: &str, b: &Book) -> Result<Reply, StoreError> {
+        let pk = format!("{key}#{}", b.start_ms);
+        for chunk in b.entries.chunks(BOOK_BATCH) {
+            let (mut adds, mut names, mut values) = (Vec::new(), json!({}), json!({}));
+            for (i, (name, t)) in chunk.iter().enumerate() {
+                for (field, n) in [("r", t.requests), ("t", t.tokens), ("u", t.micros)] {
+                    adds.push(format!("#{field}{i} :{field}{i}"));
+                    names[format!("#{field}{i}")] = json!(format!("{field}|{name}"));
+                    values[format!(":{field}{i}")] = json!({"N": n.to_string()});
+                }
+            }
+            let mut expr = format!("ADD {}", adds.join(", "));
+            if b.expires_at_ms != u64::MAX {
+                expr.push_str(" SET expires_at = :e");
+                values[":e"] = json!({"N": b.expires_at_ms.div_ceil(1000).to_string()});
+            }
+            let body = json!({
+                "TableName": self.table,
+                "Key": {"pk": {"S": pk}},
+                "UpdateExpression": expr,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            });
+            self.call("UpdateItem", body).await?;
+        }
+        Ok(Reply::Done)
+    }
+
+    async fn ledger(&self, key: &str, start_ms: u64) -> Result<Reply, StoreError> {
+        let get = json!({"TableName": self.table, "Key": {"pk": {"S": format!("{key}#{start_ms}")}}, "ConsistentRead": true});
+        let mut entries = BTreeMap::<String, Tally>::new();
+        if let Call::Ok(v) = self.call("GetItem", get).await?
+            && let Some(item) = v.get("Item").and_then(Value::as_object)
+        {
+            for (attr, val) in item {
+                let Some((field, name)) = attr.split_once('|') else {
+                    continue;
+                };
+                let n = num(val, "/N");
+                let t = entries.entry(name.to_owned()).or_default();
+                match field {
+                    "r" => t.requests = n,
+                    "t" => t.tokens = n,
+                    "u" => t.micros = n,
+                    _ => {}
+                }
+            }
+        }
+        Ok(Reply::Ledger { entries })
+    }
+}
+
 impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
     async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
         match cmd {
@@ -335,6 +396,8 @@ impl<H: HttpClient, C: Clock> StateStore for DynamoStore<H, C> {
                     )),
                 }
             }
+            Command::Book(b) => self.book(key, b).await,
+            Command::Ledger { start_ms } => self.ledger(key, *start_ms).await,
             Command::Reserve(r) => self.reserve(key, r, now_ms).await,
             Command::Settle(st) => self.settle(key, st).await,
             Command::Peek { start_ms } => {

@@ -8,13 +8,16 @@
 mod breaker;
 pub mod conformance;
 pub mod dynamo;
+mod ledger;
 mod memory;
 mod window;
 
 pub use breaker::{BreakerConfig, BreakerState};
 use gw_ports::{MaybeSend, MaybeSync};
+pub use ledger::{Book, Tally};
 pub use memory::MemoryStore;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 pub use window::{Exhausted, Reserve, Settle};
 
@@ -64,6 +67,13 @@ pub enum Value {
         /// Sum in this window.
         total: u64,
     },
+    /// One period of the spend ledger.
+    Ledger {
+        /// The period's start, unix ms.
+        start_ms: u64,
+        /// Sums by entry name.
+        entries: BTreeMap<String, Tally>,
+    },
 }
 
 /// A command, applied atomically to one key.
@@ -111,10 +121,17 @@ pub enum Command {
         /// Window length.
         window_ms: u64,
     },
+    /// Adds to a period of the spend ledger.
+    Book(Book),
+    /// Reads a period of the spend ledger (`Ledger`), changing nothing.
+    Ledger {
+        /// The period's start, unix ms.
+        start_ms: u64,
+    },
 }
 
 /// A command's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     /// Go ahead.
@@ -160,6 +177,11 @@ pub enum Reply {
         /// The total.
         total: u64,
     },
+    /// A ledger period's sums by entry name (empty when nothing was booked).
+    Ledger {
+        /// The sums.
+        entries: BTreeMap<String, Tally>,
+    },
 }
 
 /// A store failed. The gateway fails open on these: a store outage must not stop traffic.
@@ -193,6 +215,8 @@ pub fn apply(prev: Option<&Record>, cmd: &Command, now_ms: u64) -> (Option<Recor
         Command::Reserve(r) => window::reserve(prev, r, now_ms, version),
         Command::Settle(st) => window::settle(prev, st, version),
         Command::Peek { start_ms } => (None, window::peek(prev, *start_ms)),
+        Command::Book(b) => ledger::book(prev, b, version),
+        Command::Ledger { start_ms } => (None, ledger::read(prev, *start_ms)),
         Command::Inspect => {
             let reply = match prev.map(|r| &r.value) {
                 Some(Value::Breaker(BreakerState::Open { until_ms, .. })) => Reply::Breaker {

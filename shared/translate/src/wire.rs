@@ -53,6 +53,11 @@ pub enum Endpoint {
         /// The shape of errors.
         format: Format,
     },
+    /// Spend by key, provider and model per day, month and all time.
+    Spend {
+        /// The shape of errors.
+        format: Format,
+    },
     /// A known path with the wrong method.
     MethodNotAllowed {
         /// The format to answer in.
@@ -191,6 +196,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         "/metrics" if get => Endpoint::Metrics { format },
         "/admin/health-check" if post => Endpoint::HealthCheck { format },
         "/v1/usage" if get => Endpoint::Usage { format },
+        "/v1/spend" if get => Endpoint::Spend { format },
         p if get && p.starts_with("/v1/models/") => Endpoint::Models {
             format,
             id: Some(gw_codec::percent_decode(&p["/v1/models/".len()..])),
@@ -199,6 +205,7 @@ pub fn endpoint(method: &Method, path: &str, query: Option<&str>, headers: &Head
         | "/metrics"
         | "/admin/health-check"
         | "/v1/usage"
+        | "/v1/spend"
         | "/v1/responses"
         | "/v1/chat/completions"
         | "/v1/messages"

@@ -180,6 +180,8 @@ impl StateStore for CountingStore {
             gw_state::Command::Inspect => "inspect",
             gw_state::Command::Reserve(_) => "reserve",
             gw_state::Command::Settle(_) => "settle",
+            gw_state::Command::Book(_) => "book",
+            gw_state::Command::Ledger { .. } => "ledger",
         });
         self.inner.apply(key, cmd, now).await
     }
@@ -211,9 +213,10 @@ fn one_store_round_trip_before_the_upstream_and_one_after_the_response() {
             assert_eq!(*store.seen.lock().unwrap(), ["admit"], "stream={stream}");
             h.after.await;
         });
+        // After it: the outcome, and the answer's spend for the day, the month and all time.
         assert_eq!(
             *store.seen.lock().unwrap(),
-            ["admit", "record"],
+            ["admit", "record", "book", "book", "book"],
             "stream={stream}"
         );
     }
