@@ -558,11 +558,10 @@ async fn main() {
     let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mock_addr: SocketAddr = ml.local_addr().unwrap();
     tokio::spawn(mock(ml));
-    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    if let Some(limits) = flag(&args, "--limits-compare") {
+        limits_compare(&http_client(), &gateway, &limits, mock_addr, rate, secs).await;
+        return;
+    }
     let state = args
         .iter()
         .position(|a| a == "--state")
@@ -571,57 +570,13 @@ async fn main() {
         .unwrap_or_else(|| "memory".into());
     println!("gateway state store: {state}");
     // `--gateway-config FILE`: the gateway's config (e.g. one with limits and budgets on).
-    let config: Vec<String> = args
-        .iter()
-        .position(|a| a == "--gateway-config")
-        .and_then(|i| args.get(i + 1))
-        .map(|f| {
-            println!("gateway config: {f}");
-            vec!["--config".to_owned(), f.clone()]
-        })
-        .unwrap_or_default();
-    let mut child = tokio::process::Command::new(&gateway)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{gw_port}"),
-            "--state",
-            &state,
-        ])
-        .args(&config)
-        .env("GATEWAY_PROXY_KEY", KEY)
-        .env("OPENAI_API_KEY", "upstream-key")
-        .env("ANTHROPIC_API_KEY", "upstream-key")
-        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/openai/v1"))
-        .env("COHERE_API_KEY", "upstream-key")
-        .env("COHERE_BASE_URL", format!("http://{mock_addr}/cohere"))
-        .env(
-            "ANTHROPIC_BASE_URL",
-            format!("http://{mock_addr}/anthropic"),
-        )
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {gateway}: {e} (build it: cargo build --release -p gw-local)")
-        });
-    let pid = child.id().unwrap();
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(512)
-        .build(connector);
-    let gw = format!("http://127.0.0.1:{gw_port}");
-    for _ in 0..100 {
-        if client
-            .get(format!("{gw}/health").parse().unwrap())
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let config = flag(&args, "--gateway-config");
+    if let Some(f) = &config {
+        println!("gateway config: {f}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = http_client();
+    let (mut child, gw, pid) =
+        start_gateway(&client, &gateway, &state, config.as_deref(), mock_addr).await;
     println!("gateway RSS idle: {:.1} MB", rss_mb(pid));
 
     let scenarios = [
@@ -751,6 +706,145 @@ async fn main() {
         (during - before) * 1024.0 / n as f64
     );
     let _ = child.kill().await;
+}
+
+/// The load generator's client: pooled keep-alive connections, no Nagle delay.
+fn http_client() -> HClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(512)
+        .build(connector)
+}
+
+/// The value after `name` on the command line.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// Starts the gateway on a free port in front of the mock; returns it, its URL and pid once
+/// `/health` answers.
+async fn start_gateway(
+    client: &HClient,
+    gateway: &str,
+    state: &str,
+    config: Option<&str>,
+    mock_addr: SocketAddr,
+) -> (tokio::process::Child, String, u32) {
+    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(gateway)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--state",
+            state,
+        ])
+        .args(config.map(|f| ["--config", f]).into_iter().flatten())
+        .env("GATEWAY_PROXY_KEY", KEY)
+        .env("OPENAI_API_KEY", "upstream-key")
+        .env("ANTHROPIC_API_KEY", "upstream-key")
+        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/openai/v1"))
+        .env("COHERE_API_KEY", "upstream-key")
+        .env("COHERE_BASE_URL", format!("http://{mock_addr}/cohere"))
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{mock_addr}/anthropic"),
+        )
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {gateway}: {e} (build it: cargo build --release -p gw-local)")
+        });
+    let pid = child.id().unwrap();
+    let gw = format!("http://127.0.0.1:{gw_port}");
+    for _ in 0..100 {
+        if client
+            .get(format!("{gw}/health").parse().unwrap())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (child, gw, pid)
+}
+
+/// `--limits-compare FILE`: the same chat scenarios through two gateways on the memory store, one
+/// with the default config (no limits, no budgets) and one with FILE (limits and budgets on every
+/// target), measured alternately in one run: gateway CPU per request and added latency.
+async fn limits_compare(
+    client: &HClient,
+    gateway: &str,
+    limits: &str,
+    mock_addr: SocketAddr,
+    rate: u64,
+    secs: u64,
+) {
+    let (_off, off_url, off_pid) = start_gateway(client, gateway, "memory", None, mock_addr).await;
+    let (_on, on_url, on_pid) =
+        start_gateway(client, gateway, "memory", Some(limits), mock_addr).await;
+    println!(
+        "limits and budgets off vs on ({limits}), memory store, {rate} req/s for {secs} s, 3 alternating rounds"
+    );
+    println!(
+        "{:<42} {:>12} {:>12} {:>7} {:>11} {:>11}",
+        "scenario", "cpu/req off", "cpu/req on", "ratio", "p50 off", "p50 on"
+    );
+    let scenarios = [
+        ("OpenAI->OpenAI (fast path)", "gpt-4o-mini", false),
+        ("OpenAI->OpenAI (fast path), streamed", "gpt-4o-mini", true),
+        ("OpenAI->Anthropic (translated)", "claude-haiku-4-5", false),
+        (
+            "OpenAI->Anthropic (translated), streamed",
+            "claude-haiku-4-5",
+            true,
+        ),
+    ];
+    for (name, model, stream) in scenarios {
+        let s = Scenario {
+            name,
+            path: "/v1/chat/completions",
+            model,
+            stream,
+            direct: "",
+        };
+        let mut cpu = [0.0f64; 2];
+        let mut n = [0usize; 2];
+        let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        for _round in 0..3 {
+            for (i, (url, pid)) in [(&off_url, off_pid), (&on_url, on_pid)]
+                .into_iter()
+                .enumerate()
+            {
+                let url = format!("{url}{}", s.path);
+                let _ = fixed_rate(client, &url, body(&s, model), 200, 1).await;
+                let c0 = cpu_secs(pid);
+                let got = fixed_rate(client, &url, body(&s, model), rate, secs).await;
+                cpu[i] += cpu_secs(pid) - c0;
+                n[i] += got.len();
+                lat[i].extend(got);
+            }
+        }
+        let us = |i: usize| cpu[i] * 1e6 / n[i] as f64;
+        println!(
+            "{name:<42} {:>10.1}us {:>10.1}us {:>6.2}x {:>9.3}ms {:>9.3}ms",
+            us(0),
+            us(1),
+            us(1) / us(0),
+            pct(&mut lat[0], 0.5),
+            pct(&mut lat[1], 0.5)
+        );
+    }
 }
 
 /// An Azure AD token endpoint answered in process (only the first call reaches it).
