@@ -127,3 +127,49 @@ def test_routes_and_aliases_apply_to_embeddings(gateway_factory, mock_url, recor
         assert [a["provider"] for a in log["attempts"]] == ["openai", "cohere"], log
     finally:
         gw.stop()
+
+
+def test_embeddings_use_credential_pools_and_limits(gateway_factory, mock_url, mock, recorder, tag, tmp_path):
+    """Embeddings are admitted like chat: a pool's first key answering 429 moves the request to its second key (and
+    cools the first down for later requests), and a provider whose RPM is spent gives the client the gateway's own
+    429 naming the limit, with Retry-After, not a generic failure."""
+    extra = f"""
+  pooled:
+    format: openai
+    base_url: {mock_url}/pool/v1
+    auth: {{type: bearer, env: [POOL_KEY_A]}}
+    pool: {{env: [POOL_KEY_B], strategy: fill_first}}
+    models: []
+  limited:
+    format: openai
+    base_url: {mock_url}/openai/v1
+    auth: {{type: bearer, env: [OPENAI_API_KEY]}}
+    limits: {{rpm: 1}}
+    models: []
+"""
+    cfg = tmp_path / "gateway.embed-pool.yaml"
+    cfg.write_text(g.CONFIG_PATH.read_text().replace("\nroutes:\n", extra + "\nroutes:\n", 1))
+    gw = gateway_factory.start(f"embed-pool-{tag}", config=cfg,
+                               extra_env={"POOL_KEY_A": g.POOL_KEYS["busy"], "POOL_KEY_B": g.POOL_KEYS["ok"]})
+    try:
+        client = g.openai_client(gw, recorder)
+        for i in range(2):
+            r = client.embeddings.create(model="pooled/text-embedding-3-small", input=f"pool {tag} {i}",
+                                         encoding_format="float")
+            assert r.data[0].embedding == mock_embed.vector(f"pool {tag} {i}")
+        keys = [x["headers"]["authorization"].removeprefix("Bearer ") for x in mock.with_nonce(f"pool {tag} ")]
+        assert keys == [g.POOL_KEYS["busy"], g.POOL_KEYS["ok"], g.POOL_KEYS["ok"]], keys
+
+        body = {"model": "limited/text-embedding-3-small", "input": f"lim {tag}"}
+        auth = {"Authorization": f"Bearer {g.PROXY_KEY}"}
+        first = g.raw_request(gw.url, "POST", "/v1/embeddings", body, headers=auth)
+        second = g.raw_request(gw.url, "POST", "/v1/embeddings", body, headers=auth)
+        assert first.status == 200 or second.status == 200, (first.status, second.status)  # a minute may turn over
+        refused = next((r for r in (first, second) if r.status != 200), None)
+        if refused is not None:
+            err = g.assert_openai_error(refused, 429)
+            assert "providers.limited.limits.rpm" in err["message"], err
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert len(mock.with_nonce(f"lim {tag}")) == 2 - (refused is not None)
+    finally:
+        gw.stop()

@@ -2,9 +2,9 @@
 //! requests in flight, turn counters) is per instance: balancing needs no shared state, while
 //! limits, cooldowns and breakers (which must be exact) live in the store.
 
-use gw_route::{Plan, Prices, Strategy, Target};
+use gw_route::{Config, Plan, PoolStrategy, Prices, Strategy, Target};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What one instance knows about its targets.
@@ -129,6 +129,28 @@ impl Balancer {
         s.busy.fetch_add(1, Ordering::Relaxed);
         BusyGuard(Arc::clone(&s.busy))
     }
+}
+
+/// Each target once per credential of its provider's pool, the pool's strategy first
+/// (round-robin: the next credential of this instance's turn; fill-first: the first).
+pub(crate) fn with_credentials<'a>(
+    cfg: &Config,
+    next: &[AtomicUsize],
+    plan: &'a [Target],
+) -> Vec<(&'a Target, usize)> {
+    plan.iter()
+        .flat_map(|t| {
+            let p = &cfg.providers[t.provider];
+            let n = p.credentials.len().max(1);
+            let first = match p.pool_strategy {
+                PoolStrategy::RoundRobin if n > 1 => {
+                    next[t.provider].fetch_add(1, Ordering::Relaxed) % n
+                }
+                _ => 0,
+            };
+            (0..n).map(move |i| (t, (first + i) % n))
+        })
+        .collect()
 }
 
 #[cfg(test)]

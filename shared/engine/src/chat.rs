@@ -4,18 +4,18 @@
 
 use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
-use crate::limit::{self, Held, Refusal};
+use crate::limit::{self, Admission, Held};
 use crate::log::{self, Attempt, LogGuard, Outcome};
-use crate::record::{Deferred, breaker_key};
+use crate::record::{self, Deferred, breaker_key};
+use crate::unserved::{Unserved, limited_response};
 use crate::{Body, Gateway, plan, relay, util::error_response};
-use gw_model::{ApiError, ErrorKind, Format, UpstreamError};
+use gw_model::{ApiError, ErrorKind, Format};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink, Timestamp};
-use gw_route::{PoolStrategy, Strategy};
-use gw_state::{Command, Reply, StateStore};
+use gw_route::Strategy;
+use gw_state::StateStore;
 use gw_translate::wire::UrlCall;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, Response};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
     #[expect(
@@ -100,27 +100,9 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             }
         }
         let deadline = Timestamp(start.0 + cfg.timeouts.total_ms * 1000);
-        let mut last: Option<UpstreamError> = None;
-        let mut limited: Option<Refusal> = None;
+        let mut un = Unserved::default();
         let mut attempted = false;
-        let mut missing: Vec<(String, String)> = Vec::new();
-        let mut unsupported: Option<ApiError> = None;
-        let mut open_for: Option<u64> = None;
-        // Each target once per credential of its provider's pool, the pool's strategy first.
-        let order: Vec<(&gw_route::Target, usize)> = plan
-            .iter()
-            .flat_map(|t| {
-                let p = &cfg.providers[t.provider];
-                let n = p.credentials.len().max(1);
-                let first = match p.pool_strategy {
-                    PoolStrategy::RoundRobin if n > 1 => {
-                        self.inner.next_credential[t.provider].fetch_add(1, Ordering::Relaxed) % n
-                    }
-                    _ => 0,
-                };
-                (0..n).map(move |i| (t, (first + i) % n))
-            })
-            .collect();
+        let order = crate::balance::with_credentials(cfg, &self.inner.next_credential, &plan);
         for (target, cred) in order {
             let p = &cfg.providers[target.provider];
             let signer = p.signer_at(cred);
@@ -130,7 +112,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     Attempt::skipped(&p.id, &target.model, "not_configured")
                         .with_credential(pooled),
                 );
-                missing.push((p.id.clone(), var));
+                un.missing.push((p.id.clone(), var));
                 continue;
             }
             let now = self.inner.clock.now();
@@ -138,7 +120,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 log.attempt(
                     Attempt::skipped(&p.id, &target.model, "total_timeout").with_credential(pooled),
                 );
-                last = Some(gw_translate::wire::transport_error(
+                un.last = Some(gw_translate::wire::transport_error(
                     "total_timeout",
                     ApiError::new(
                         ErrorKind::Timeout,
@@ -158,61 +140,42 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         Attempt::skipped(&p.id, &target.model, "unsupported")
                             .with_credential(pooled),
                     );
-                    unsupported.get_or_insert(e);
+                    un.unsupported.get_or_insert(e);
                     continue;
                 }
             };
-            // Admission: one store round trip (the breaker and the target's limits in
-            // parallel); an open breaker or a spent limit skips the target. A store that fails
-            // is logged and ignored: state trouble must never stop traffic.
+            // Admission: an open breaker or a spent limit skips the target.
             let bkey = breaker_key(p, signer);
-            let scopes = limit::target_scopes(p, signer, &target.model);
-            let (admit, (reserved, store_error)) = futures_util::future::join(
-                self.inner
-                    .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000),
-                async {
-                    if scopes.is_empty() {
-                        (Ok(Vec::new()), None)
-                    } else {
-                        limit::reserve(&self.inner, &scopes, estimate(&target.model), now.0 / 1000)
-                            .await
-                    }
+            let est = estimate(&target.model);
+            let admitted = limit::admit(
+                &self.inner,
+                p,
+                signer,
+                &target.model,
+                est,
+                now.0 / 1000,
+                |e| {
+                    log.store_error(e);
                 },
             )
             .await;
-            if let Some(e) = store_error {
-                log.store_error(&e);
-            }
-            let target_held = match (admit, reserved) {
-                (Ok(Reply::Reject { retry_after_ms }), reserved) => {
-                    if let Ok(h) = reserved {
-                        limit::give_back(&self.inner, &h, now.0 / 1000).await;
-                    }
+            let target_held = match admitted {
+                Admission::Go(h) => h,
+                Admission::Open(retry_after_ms) => {
                     log.attempt(
                         Attempt::skipped(&p.id, &target.model, "circuit_open")
                             .with_credential(pooled),
                     );
-                    open_for = Some(open_for.map_or(retry_after_ms, |o| o.min(retry_after_ms)));
+                    un.open(retry_after_ms);
                     continue;
                 }
-                (_, Err(f)) => {
+                Admission::Limited(f) => {
                     log.attempt(
                         Attempt::skipped(&p.id, &target.model, "rate_limited")
                             .with_credential(pooled),
                     );
-                    // The soonest any target has room again.
-                    if limited
-                        .as_ref()
-                        .is_none_or(|l| f.retry_after_ms < l.retry_after_ms)
-                    {
-                        limited = Some(f);
-                    }
+                    un.limited(f);
                     continue;
-                }
-                (Ok(_), Ok(h)) => h,
-                (Err(e), Ok(h)) => {
-                    log.store_error(&e.to_string());
-                    h
                 }
             };
             attempted = true;
@@ -321,23 +284,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         )
                         .with_credential(pooled),
                     );
-                    if e.fault.counts_against_target() {
-                        match (e.status, e.retry_after_secs) {
-                            // The upstream said when to come back: this credential cools down
-                            // for exactly that long (at most a day), on every instance. Written
-                            // now, not after the answer: the next request must already see it.
-                            (Some(429 | 529), Some(secs)) => {
-                                let cmd = Command::Cooldown {
-                                    config: cfg.breaker.clone(),
-                                    until_ms: now.0 / 1000 + secs.min(86_400) * 1000,
-                                };
-                                let at = self.inner.clock.now().0 / 1000;
-                                if let Err(err) = self.inner.store_apply(&bkey, &cmd, at).await {
-                                    log.store_error(&err.to_string());
-                                }
-                            }
-                            _ => deferred.records.push((bkey, false)),
-                        }
+                    if let Err(err) = record::failed(&self.inner, bkey, &e, deferred).await {
+                        log.store_error(&err.to_string());
                     }
                     // The request went out (it counts); it used no tokens.
                     deferred.settles.extend(
@@ -355,7 +303,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         log.outcome(Outcome::Error);
                         return error_response(format, &e.error);
                     }
-                    last = Some(e);
+                    un.last = Some(e);
                 }
             }
         }
@@ -365,68 +313,6 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         deferred
             .settles
             .extend(key_held.into_iter().map(|h| (h, give)));
-        if last.is_none()
-            && let Some(f) = limited
-        {
-            return limited_response(format, &f, log);
-        }
-        log.outcome(Outcome::Error);
-        if let Some(e) = last {
-            let mut err = e.error;
-            if plan.len() > 1 {
-                err.message = format!("all {} targets failed; last: {}", plan.len(), err.message);
-            }
-            let mut r = error_response(format, &err);
-            if let Some(secs) = e.retry_after_secs {
-                r.headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            return r;
-        }
-        if let Some(ms) = open_for {
-            let secs = ms.div_ceil(1000).max(1);
-            let e = ApiError::new(
-                ErrorKind::Overloaded,
-                format!("every target for model `{}` is cooling down after repeated failures (circuit open); retry in {secs} s", req.model),
-            )
-            .with_code("circuit_open");
-            let mut r = error_response(format, &e);
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(secs));
-            return r;
-        }
-        if let Some(e) = unsupported {
-            return error_response(format, &e);
-        }
-        let what: Vec<String> = missing
-            .iter()
-            .map(|(p, v)| format!("provider `{p}` is not configured: set {v}"))
-            .collect();
-        error_response(
-            format,
-            &ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "model `{}` cannot be served: {}",
-                    req.model,
-                    what.join("; ")
-                ),
-            )
-            .with_status(503)
-            .with_code("provider_not_configured"),
-        )
+        un.response(format, &req.model, plan.len(), log)
     }
-}
-
-/// The gateway's own 429 for a spent limit, in the client's format, with `Retry-After`.
-fn limited_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
-    format: Format,
-    f: &Refusal,
-    log: &mut LogGuard<H, C, L, S>,
-) -> Response<BodyStream> {
-    log.outcome(Outcome::Limited);
-    let mut r = error_response(format, &f.error());
-    r.headers_mut()
-        .insert("retry-after", HeaderValue::from(f.retry_after_secs()));
-    r
 }

@@ -8,12 +8,13 @@ use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
 use crate::limit::{self, Held};
 use crate::log::{self, Attempt, LogGuard, Outcome};
-use crate::record::{Deferred, breaker_key};
+use crate::record::{self, Deferred, breaker_key};
+use crate::unserved::{Unserved, limited_response};
 use crate::{Body, Gateway, body, util};
 use bytes::Bytes;
-use gw_model::{ApiError, EmbedRequest, ErrorKind, Format, Operation, UpstreamError, Usage};
+use gw_model::{ApiError, EmbedRequest, ErrorKind, Format, Operation, Usage};
 use gw_ports::{BodyStream, Clock, HttpClient, LogSink};
-use gw_state::{Command, Reply, StateStore};
+use gw_state::StateStore;
 use gw_translate::embed;
 use gw_translate::wire::UrlCall;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -80,29 +81,22 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             }
             match got {
                 Ok(h) => key_held = h,
-                Err(f) => {
-                    log.outcome(Outcome::Limited);
-                    let mut r = util::error_response(format, &f.error());
-                    r.headers_mut()
-                        .insert("retry-after", HeaderValue::from(f.retry_after_secs()));
-                    return r;
-                }
+                Err(f) => return limited_response(format, &f, log),
             }
         }
-        let mut last: Option<UpstreamError> = None;
-        let mut unsupported: Option<ApiError> = None;
-        let mut missing: Vec<String> = Vec::new();
+        let mut un = Unserved::default();
         let mut attempted = false;
-        for target in &plan {
+        let order = crate::balance::with_credentials(cfg, &self.inner.next_credential, &plan);
+        for (target, cred) in order {
             let p = &cfg.providers[target.provider];
             if let Some(var) = p.missing() {
                 log.attempt(Attempt::skipped(&p.id, &target.model, "not_configured"));
-                missing.push(format!("provider `{}` is not configured: set {var}", p.id));
+                un.missing.push((p.id.clone(), var));
                 continue;
             }
             let (Some(wire), true) = (p.embed_wire, p.supports(Operation::Embeddings)) else {
                 log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
-                unsupported.get_or_insert_with(|| {
+                un.unsupported.get_or_insert_with(|| {
                     ApiError::invalid(format!("provider `{}` does not serve embeddings", p.id))
                 });
                 continue;
@@ -119,44 +113,39 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     Ok(b) => b,
                     Err(e) => {
                         log.attempt(Attempt::skipped(&p.id, &target.model, "unsupported"));
-                        unsupported.get_or_insert(e);
+                        un.unsupported.get_or_insert(e);
                         continue;
                     }
                 }
             };
-            let signer = &p.signer;
+            let signer = p.signer_at(cred);
             let bkey = breaker_key(p, signer);
             let now = self.inner.clock.now();
-            let scopes = limit::target_scopes(p, signer, &target.model);
-            let (admit, (reserved, store_error)) = futures_util::future::join(
-                self.inner
-                    .store_apply(&bkey, &Command::Admit(cfg.breaker.clone()), now.0 / 1000),
-                async {
-                    if scopes.is_empty() {
-                        (Ok(Vec::new()), None)
-                    } else {
-                        limit::reserve(&self.inner, &scopes, estimate(&target.model), now.0 / 1000)
-                            .await
-                    }
+            let est = estimate(&target.model);
+            let admitted = limit::admit(
+                &self.inner,
+                p,
+                signer,
+                &target.model,
+                est,
+                now.0 / 1000,
+                |e| {
+                    log.store_error(e);
                 },
             )
             .await;
-            if let Some(e) = store_error {
-                log.store_error(&e);
-            }
-            let target_held = match (admit, reserved) {
-                (Ok(Reply::Reject { .. }), reserved) => {
-                    if let Ok(h) = reserved {
-                        limit::give_back(&self.inner, &h, now.0 / 1000).await;
-                    }
+            let target_held = match admitted {
+                limit::Admission::Go(h) => h,
+                limit::Admission::Open(ms) => {
                     log.attempt(Attempt::skipped(&p.id, &target.model, "circuit_open"));
+                    un.open(ms);
                     continue;
                 }
-                (_, Err(_)) => {
+                limit::Admission::Limited(f) => {
                     log.attempt(Attempt::skipped(&p.id, &target.model, "rate_limited"));
+                    un.limited(f);
                     continue;
                 }
-                (_, Ok(h)) => h,
             };
             attempted = true;
             log.pending(&p.id, &target.model, now);
@@ -191,8 +180,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     e.class,
                     &e.error.message,
                 ));
-                if e.fault.counts_against_target() {
-                    deferred.records.push((bkey, false));
+                if let Err(err) = record::failed(&self.inner, bkey, &e, deferred).await {
+                    log.store_error(&err.to_string());
                 }
                 deferred.settles.extend(
                     target_held
@@ -206,7 +195,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                     log.outcome(Outcome::Error);
                     return util::error_response(format, &e.error);
                 }
-                last = Some(e);
+                un.last = Some(e);
                 continue;
             }
             let answered = if fast {
@@ -268,33 +257,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         deferred
             .settles
             .extend(key_held.into_iter().map(|h| (h, give)));
-        log.outcome(Outcome::Error);
-        let e = match (last, unsupported) {
-            (Some(e), _) => {
-                let mut err = e.error;
-                if plan.len() > 1 {
-                    err.message =
-                        format!("all {} targets failed; last: {}", plan.len(), err.message);
-                }
-                err
-            }
-            (None, Some(e)) => e,
-            (None, None) => ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "model `{}` cannot be served: {}",
-                    req.model,
-                    if missing.is_empty() {
-                        "every target is cooling down or limited".to_owned()
-                    } else {
-                        missing.join("; ")
-                    }
-                ),
-            )
-            .with_status(503)
-            .with_code("provider_not_configured"),
-        };
-        util::error_response(format, &e)
+        un.response(format, &req.model, plan.len(), log)
     }
 
     /// The proxy key, the body within its limits, and the request decoded.

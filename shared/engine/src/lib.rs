@@ -27,6 +27,7 @@ mod record;
 mod relay;
 mod respond;
 mod spend;
+mod unserved;
 mod util;
 
 use bytes::Bytes;

@@ -419,3 +419,56 @@ pub(crate) async fn give_back<H: HttpClient, C: Clock, L: LogSink, S: StateStore
     let cmds: Vec<(String, Command)> = held.iter().map(|h| h.settle(None)).collect();
     let _ = join_all(cmds.iter().map(|(k, c)| inner.store_apply(k, c, now_ms))).await;
 }
+
+/// What admission decided for one target (a provider's credential and a model).
+pub(crate) enum Admission {
+    /// Go ahead; the target's reservations, to settle after the answer.
+    Go(Vec<Held>),
+    /// Its breaker is open (a trip or a cooldown) for this many ms more.
+    Open(u64),
+    /// One of its limits or budgets is spent.
+    Limited(Refusal),
+}
+
+/// Admits one target in one store round trip: its breaker and its limits and budgets, in
+/// parallel. An open breaker gives back what was reserved. A store that fails is reported
+/// through `store_error` and let through: state trouble must never stop traffic.
+pub(crate) async fn admit<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    inner: &Inner<H, C, L, S>,
+    p: &Provider,
+    signer: &Signer,
+    model: &str,
+    estimate: Amounts,
+    now_ms: u64,
+    mut store_error: impl FnMut(&str),
+) -> Admission {
+    let bkey = crate::record::breaker_key(p, signer);
+    let scopes = target_scopes(p, signer, model);
+    let admit_cmd = Command::Admit(inner.cfg.breaker.clone());
+    let (admitted, (reserved, failed)) =
+        futures_util::future::join(inner.store_apply(&bkey, &admit_cmd, now_ms), async {
+            if scopes.is_empty() {
+                (Ok(Vec::new()), None)
+            } else {
+                reserve(inner, &scopes, estimate, now_ms).await
+            }
+        })
+        .await;
+    if let Some(e) = failed {
+        store_error(&e);
+    }
+    match (admitted, reserved) {
+        (Ok(Reply::Reject { retry_after_ms }), reserved) => {
+            if let Ok(h) = reserved {
+                give_back(inner, &h, now_ms).await;
+            }
+            Admission::Open(retry_after_ms)
+        }
+        (_, Err(f)) => Admission::Limited(f),
+        (Ok(_), Ok(h)) => Admission::Go(h),
+        (Err(e), Ok(h)) => {
+            store_error(&e.to_string());
+            Admission::Go(h)
+        }
+    }
+}

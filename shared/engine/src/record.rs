@@ -115,3 +115,32 @@ pub(crate) async fn flush_ledger<H: HttpClient, C: Clock, L: LogSink, S: StateSt
     });
     futures_util::future::join_all(calls).await;
 }
+
+/// A failed attempt's mark on its credential: a 429 or 529 that says when to come back cools it
+/// down for exactly that long (at most a day) on every instance, written now (the next request
+/// must already see it); any other failure that counts against the target goes to its breaker
+/// after the response.
+pub(crate) async fn failed<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
+    inner: &Inner<H, C, L, S>,
+    bkey: String,
+    e: &gw_model::UpstreamError,
+    d: &mut Deferred,
+) -> Result<(), gw_state::StoreError> {
+    if !e.fault.counts_against_target() {
+        return Ok(());
+    }
+    match (e.status, e.retry_after_secs) {
+        (Some(429 | 529), Some(secs)) => {
+            let at = inner.clock.now().0 / 1000;
+            let cmd = Command::Cooldown {
+                config: inner.cfg.breaker.clone(),
+                until_ms: at + secs.min(86_400) * 1000,
+            };
+            inner.store_apply(&bkey, &cmd, at).await.map(|_| ())
+        }
+        _ => {
+            d.records.push((bkey, false));
+            Ok(())
+        }
+    }
+}
