@@ -12,6 +12,53 @@ use gw_translate::wire::UrlCall;
 use http::{HeaderMap, Response};
 
 impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
+    /// The authenticated proxy key's policy, checked for `model`: a key whose `models` list
+    /// leaves it out gets a 403 that names what it may use.
+    pub(crate) fn key_policy(
+        &self,
+        model: &str,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<Option<&gw_route::KeySpec>, ApiError> {
+        let cfg = &self.inner.cfg;
+        let key = log
+            .key()
+            .and_then(|n| cfg.keys.iter().find(|k| k.name == n));
+        if let Some(k) = key.filter(|k| !k.allows(model)) {
+            log.outcome(Outcome::Rejected);
+            return Err(ApiError::new(
+                ErrorKind::Permission,
+                format!(
+                    "proxy key `{}` may not use model `{}`; it may use: {}",
+                    k.name,
+                    crate::log::cut(model, 256),
+                    k.models.join(", ")
+                ),
+            )
+            .with_code("model_not_allowed"));
+        }
+        Ok(key)
+    }
+
+    /// Reserves the key's limits and budget (they refuse the whole request) for `estimate`.
+    pub(crate) async fn reserve_key(
+        &self,
+        key: Option<&gw_route::KeySpec>,
+        estimate: crate::limit::Amounts,
+        log: &mut LogGuard<H, C, L, S>,
+    ) -> Result<Vec<crate::limit::Held>, crate::limit::Refusal> {
+        let Some(k) = key.filter(|k| k.limits.is_set() || k.budget.is_set()) else {
+            return Ok(Vec::new());
+        };
+        let now_ms = self.inner.clock.now().0 / 1000;
+        let scopes = crate::limit::key_scopes(k);
+        let (got, store_error) =
+            crate::limit::reserve(&self.inner, &scopes, estimate, now_ms).await;
+        if let Some(e) = store_error {
+            log.store_error(&e);
+        }
+        got
+    }
+
     /// Whether `headers` carry a configured proxy key (no log, no error: for `/health`).
     pub(crate) fn knows_key(&self, headers: &HeaderMap) -> bool {
         gw_auth::presented_key(headers).is_some_and(|k| self.inner.keys.check(k).is_some())

@@ -6,8 +6,8 @@
 
 use crate::attempt::Outcome as Attempted;
 use crate::authenticate::forced_provider;
-use crate::limit::{self, Held};
-use crate::log::{self, Attempt, LogGuard, Outcome};
+use crate::limit;
+use crate::log::{Attempt, LogGuard, Outcome};
 use crate::record::{self, Deferred, breaker_key};
 use crate::unserved::{Unserved, limited_response};
 use crate::{Body, Gateway, body, util};
@@ -38,23 +38,10 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
         };
         let cfg = &self.inner.cfg;
         log.model(&req.model, false);
-        let key = log
-            .key()
-            .and_then(|n| cfg.keys.iter().find(|k| k.name == n));
-        if let Some(k) = key.filter(|k| !k.allows(&req.model)) {
-            log.outcome(Outcome::Rejected);
-            let e = ApiError::new(
-                ErrorKind::Permission,
-                format!(
-                    "proxy key `{}` may not use model `{}`; it may use: {}",
-                    k.name,
-                    log::cut(&req.model, 256),
-                    k.models.join(", ")
-                ),
-            )
-            .with_code("model_not_allowed");
-            return util::error_response(format, &e);
-        }
+        let key = match self.key_policy(&req.model, log) {
+            Ok(k) => k,
+            Err(e) => return util::error_response(format, &e),
+        };
         let plan = match cfg.resolve_plan(&req.model, forced_provider(headers)) {
             Ok(p) => self.inner.balancer.order(p, &cfg.prices),
             Err(e) => {
@@ -70,20 +57,11 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                 .get(model)
                 .map_or(0, |p| (tokens as f64 * p.input).round() as u64),
         };
-        let mut key_held: Vec<Held> = Vec::new();
-        if let Some(k) = key.filter(|k| k.limits.is_set() || k.budget.is_set()) {
-            let now_ms = self.inner.clock.now().0 / 1000;
-            let first = plan.first().map_or("", |t| t.model.as_str());
-            let (got, store_error) =
-                limit::reserve(&self.inner, &limit::key_scopes(k), estimate(first), now_ms).await;
-            if let Some(e) = store_error {
-                log.store_error(&e);
-            }
-            match got {
-                Ok(h) => key_held = h,
-                Err(f) => return limited_response(format, &f, log),
-            }
-        }
+        let first = plan.first().map_or("", |t| t.model.as_str());
+        let key_held = match self.reserve_key(key, estimate(first), log).await {
+            Ok(h) => h,
+            Err(f) => return limited_response(format, &f, log),
+        };
         let mut un = Unserved::default();
         let mut attempted = false;
         let order = crate::balance::with_credentials(cfg, &self.inner.next_credential, &plan);
