@@ -7,7 +7,7 @@
 use crate::attempt::{Outcome as Attempted, copy};
 use crate::authenticate::forced_provider;
 use crate::log::{Attempt, LogGuard, Outcome};
-use crate::record::{Deferred, breaker_key};
+use crate::record::{self, Deferred, breaker_key};
 use crate::{Body, Gateway, body, util};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -367,8 +367,8 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
                         e.class,
                         &e.error.message,
                     ));
-                    if e.fault.counts_against_target() {
-                        deferred.records.push((bkey, false));
+                    if let Err(err) = record::failed(&self.inner, bkey, &e, deferred).await {
+                        log.store_error(&err.to_string());
                     }
                     if !e.fault.fails_over() {
                         log.outcome(Outcome::Error);

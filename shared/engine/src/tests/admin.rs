@@ -17,25 +17,11 @@ const OAI_45: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model
 
 fn policy_gateway() -> Gw {
     let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
         "GATEWAY_ADMIN_KEY" => Some("admin-key-321".to_owned()),
-        _ => None,
+        _ => test_env(k),
     };
-    let cfg = Config::load(POLICY, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: vec![("oa", Script::Status(200, OAI_45))]
-            .into_iter()
-            .collect(),
-        ..FakeHttp::default()
-    };
-    Gateway::new(
-        cfg,
-        http,
-        TestClock { fire: false },
-        Lines::default(),
-        MemoryStore::new(),
-    )
+    let scripts = vec![("oa", Script::Status(200, OAI_45))];
+    gateway_env(POLICY, &env, scripts, false, MemoryStore::new()).0
 }
 
 fn with_key(mut r: Request<Bytes>, key: &str) -> Request<Bytes> {

@@ -17,30 +17,11 @@ alerts: {thresholds: [50, 100], webhook_url: 'http://hook/alerts'}
 const OAI_45: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45}}"#;
 
 fn budget_gateway() -> (Gw, Lines) {
-    let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
-    };
-    let cfg = Config::load(BUDGET, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: vec![
-            ("oa", Script::Status(200, OAI_45)),
-            ("hook", Script::Status(204, "")),
-        ]
-        .into_iter()
-        .collect(),
-        ..FakeHttp::default()
-    };
-    let lines = Lines::default();
-    let g = Gateway::new(
-        cfg,
-        http,
-        TestClock { fire: true },
-        lines.clone(),
-        MemoryStore::new(),
-    );
-    (g, lines)
+    let scripts = vec![
+        ("oa", Script::Status(200, OAI_45)),
+        ("hook", Script::Status(204, "")),
+    ];
+    gateway_on(BUDGET, scripts, true)
 }
 
 fn chat(key: &str) -> Request<Bytes> {

@@ -169,27 +169,7 @@ fn amplifying_bodies_are_refused_with_the_limit_named() {
 
 /// A gateway on `YAML` with `server:` settings in front, over `scripts`.
 fn gateway_server(server: &str, scripts: Vec<(&'static str, Script)>) -> (Gw, Lines) {
-    let yaml = format!("server: {{{server}}}\n{YAML}");
-    let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
-    };
-    let cfg = Config::load(&yaml, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: scripts.into_iter().collect(),
-        ..FakeHttp::default()
-    };
-    let lines = Lines::default();
-    let g = Gateway::new(
-        cfg,
-        http,
-        TestClock { fire: false },
-        lines.clone(),
-        MemoryStore::new(),
-    );
-    (g, lines)
+    gateway_on(&format!("server: {{{server}}}\n{YAML}"), scripts, false)
 }
 
 #[test]

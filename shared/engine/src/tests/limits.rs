@@ -22,31 +22,11 @@ const OAI_45: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model
 const AN_OK: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
 
 fn limited_gateway() -> (Gw, Lines) {
-    let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
-    };
-    let cfg = Config::load(LIMITED, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: vec![
-            ("oa", Script::Status(200, OAI_45)),
-            ("an", Script::Status(200, AN_OK)),
-        ]
-        .into_iter()
-        .collect(),
-        ..FakeHttp::default()
-    };
-    let lines = Lines::default();
-    let g = Gateway::new(
-        cfg,
-        http,
-        TestClock { fire: false },
-        lines.clone(),
-        MemoryStore::new(),
-    );
-    (g, lines)
+    let scripts = vec![
+        ("oa", Script::Status(200, OAI_45)),
+        ("an", Script::Status(200, AN_OK)),
+    ];
+    gateway_on(LIMITED, scripts, false)
 }
 
 fn chat(key: &str, model: &str) -> Request<Bytes> {

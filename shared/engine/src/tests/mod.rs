@@ -44,13 +44,39 @@ fn gateway_with<S: StateStore>(
     fire: bool,
     store: S,
 ) -> (Gateway<FakeHttp, TestClock, Lines, S>, Lines) {
-    let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
+    gateway_env(YAML, &test_env, scripts, fire, store)
+}
+
+/// The test secrets every test config reads, by variable.
+fn test_env(k: &str) -> Option<String> {
+    let v = match k {
+        "OA_KEY" => "sk-oa-SECRET-0123456789",
+        "AN_KEY" => "sk-an-SECRET-0123456789",
+        "G_KEY" => "g-SECRET-0123456789",
+        "Q_KEY" => "q-SECRET-0123456789",
+        "AWS_ACCESS_KEY_ID" => "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY" => "aws-SECRET-wJalrXUtnFEMI",
+        "GATEWAY_PROXY_KEY" => "proxy-key-123",
+        _ => return None,
     };
-    let cfg = Config::load(YAML, "t.yaml", &env).unwrap();
+    Some(v.to_owned())
+}
+
+/// A gateway on `yaml` with the test secrets, upstreams scripted by host, on the memory store
+/// (`fire`: every timer fires at once).
+fn gateway_on(yaml: &str, scripts: Vec<(&'static str, Script)>, fire: bool) -> (Gw, Lines) {
+    gateway_env(yaml, &test_env, scripts, fire, MemoryStore::new())
+}
+
+/// [`gateway_on`] with its own variables and store.
+fn gateway_env<S: StateStore>(
+    yaml: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    scripts: Vec<(&'static str, Script)>,
+    fire: bool,
+    store: S,
+) -> (Gateway<FakeHttp, TestClock, Lines, S>, Lines) {
+    let cfg = Config::load(yaml, "t.yaml", env).unwrap();
     let http = FakeHttp {
         by_host: scripts.into_iter().collect(),
         ..FakeHttp::default()

@@ -10,28 +10,7 @@ providers:
 ";
 
 fn gw(scripts: Vec<(&'static str, Script)>) -> (Gw, Lines) {
-    let env = |k: &str| match k {
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
-    };
-    let cfg = Config::load(RESP_YAML, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: scripts.into_iter().collect(),
-        ..FakeHttp::default()
-    };
-    let lines = Lines::default();
-    (
-        Gateway::new(
-            cfg,
-            http,
-            TestClock { fire: false },
-            lines.clone(),
-            MemoryStore::new(),
-        ),
-        lines,
-    )
+    gateway_on(RESP_YAML, scripts, false)
 }
 
 const AN_THINKING: &[&str] = &[

@@ -5,32 +5,6 @@ use super::*;
 
 const ANSWER: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
 
-fn gateway_on(yaml: &str, scripts: Vec<(&'static str, Script)>) -> (Gw, Lines) {
-    let env = |k: &str| match k {
-        "Q_KEY" => Some("q-SECRET-0123456789".to_owned()),
-        "OA_KEY" => Some("sk-oa-SECRET-0123456789".to_owned()),
-        "AN_KEY" => Some("sk-an-SECRET-0123456789".to_owned()),
-        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_owned()),
-        "AWS_SECRET_ACCESS_KEY" => Some("aws-SECRET-wJalrXUtnFEMI".to_owned()),
-        "GATEWAY_PROXY_KEY" => Some("proxy-key-123".to_owned()),
-        _ => None,
-    };
-    let cfg = Config::load(yaml, "t.yaml", &env).unwrap();
-    let http = FakeHttp {
-        by_host: scripts.into_iter().collect(),
-        ..FakeHttp::default()
-    };
-    let lines = Lines::default();
-    let g = Gateway::new(
-        cfg,
-        http,
-        TestClock { fire: false },
-        lines.clone(),
-        MemoryStore::new(),
-    );
-    (g, lines)
-}
-
 #[test]
 fn url_templates_and_signers_shape_the_upstream_request() {
     let yaml = "
@@ -54,6 +28,7 @@ providers:
             ("az", Script::Status(200, ANSWER)),
             ("aws", Script::Status(200, ANSWER)),
         ],
+        false,
     );
     assert_eq!(run(&g, chat("az/my deploy")).0, 200);
     assert_eq!(run(&g, chat("aws/us.meta.llama3:0")).0, 200);
@@ -83,7 +58,7 @@ providers:
   an: {format: anthropic, base_url: 'http://an', auth: {type: header, name: x-api-key, env: [AN_KEY]}}
 ";
     let ok = r#"{"id":"m","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"x"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
-    let (g, _) = gateway_on(yaml, vec![("an", Script::Status(200, ok))]);
+    let (g, _) = gateway_on(yaml, vec![("an", Script::Status(200, ok))], false);
     assert_eq!(run(&g, chat("an/claude-x")).0, 200);
     let seen = g.inner.http.seen.lock().unwrap();
     assert_eq!(
@@ -199,6 +174,7 @@ providers:
     let (g, lines) = gateway_on(
         yaml,
         vec![("br", Script::Binary(vec![a.to_vec(), b.to_vec()]))],
+        false,
     );
     let req = post(
         "/v1/chat/completions",
@@ -248,7 +224,7 @@ providers:
         ),
     ]
     .concat();
-    let (g, lines) = gateway_on(yaml, vec![("br", Script::Binary(vec![bad]))]);
+    let (g, lines) = gateway_on(yaml, vec![("br", Script::Binary(vec![bad]))], false);
     let req = post(
         "/v1/messages",
         json!({"model": "br/m", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
