@@ -233,6 +233,46 @@ async fn max_throughput(client: &HClient, url: &str, body: Bytes, conc: usize, s
     total as f64 / secs as f64
 }
 
+/// The bench's own process, the mock's and the gateway's CPU at one moment.
+struct Cpu {
+    pids: [u32; 3],
+    at: [f64; 3],
+}
+
+impl Cpu {
+    fn now(gateway: u32, mock: u32) -> Self {
+        let pids = [gateway, mock, std::process::id()];
+        Self {
+            pids,
+            at: pids.map(cpu_secs),
+        }
+    }
+
+    /// CPU µs per request since `now`, for [gateway, mock, client].
+    fn per_request(&self, requests: f64) -> [f64; 3] {
+        std::array::from_fn(|i| (cpu_secs(self.pids[i]) - self.at[i]) * 1e6 / requests.max(1.0))
+    }
+}
+
+/// Starts `gw-bench --mock-only` and reads the address it serves on.
+async fn start_mock() -> (tokio::process::Child, SocketAddr, u32) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--mock-only")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot start the mock process");
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    tokio::io::BufReader::new(out)
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let pid = child.id().unwrap();
+    (child, line.trim().parse().unwrap(), pid)
+}
+
 /// CPU seconds (user + system) the process has used so far.
 fn cpu_secs(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -505,6 +545,13 @@ fn per_chunk_us() -> (f64, usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--mock-only") {
+        // The child process of `start_mock`: serve and print the address.
+        let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", ml.local_addr().unwrap());
+        mock(ml).await;
+        return;
+    }
     let gateway = args
         .iter()
         .position(|a| a == "--gateway")
@@ -555,9 +602,9 @@ async fn main() {
         "hardening checks: request limits {req_us:.2} us per 4 KB request; fast-path event JSON check {event_us:.3} us/chunk"
     );
 
-    let ml = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mock_addr: SocketAddr = ml.local_addr().unwrap();
-    tokio::spawn(mock(ml));
+    // The mock upstream runs in a process of its own, so its CPU is counted apart from the
+    // client's (this process) and the gateway's.
+    let (_mock_child, mock_addr, mock_pid) = start_mock().await;
     if let Some(limits) = flag(&args, "--limits-compare") {
         limits_compare(&http_client(), &gateway, &limits, mock_addr, rate, secs).await;
         return;
@@ -627,7 +674,12 @@ async fn main() {
         "\n{rate} req/s for {secs} s each; latency to the last byte; 'added' = via gateway - direct"
     );
     println!(
-        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11}",
+        "max: closed loop, 32 connections; CPU per request of the gateway, the mock and the client (this\n\
+         process) during it, from /proc; 'cores' = all three together (at most {} here)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>11} {:>11} {:>11} {:>6}",
         "scenario",
         "dir p50",
         "dir p99",
@@ -635,8 +687,12 @@ async fn main() {
         "gw p99",
         "add p50",
         "add p99",
+        "gw cpu/req",
         "max req/s",
-        "gw cpu/req"
+        "gw @max",
+        "mock @max",
+        "client @max",
+        "cores"
     );
     for s in &scenarios {
         let direct_body = if s.direct.starts_with("/cohere") {
@@ -675,12 +731,18 @@ async fn main() {
             pct(&mut g, 0.5),
             pct(&mut g, 0.99),
         );
+        let cpu = Cpu::now(pid, mock_pid);
         let max = max_throughput(&client, &gurl, body(s, s.model), 32, secs).await;
+        let at_max = cpu.per_request(max * secs as f64);
         println!(
-            "{:<42} {d50:>8.3}ms {d99:>8.3}ms {g50:>8.3}ms {g99:>8.3}ms {:>8.3}ms {:>8.3}ms {max:>10.0} {cpu_us:>9.1}us",
+            "{:<42} {d50:>8.3}ms {d99:>8.3}ms {g50:>8.3}ms {g99:>8.3}ms {:>8.3}ms {:>8.3}ms {cpu_us:>9.1}us {max:>10.0} {:>9.1}us {:>9.1}us {:>9.1}us {:>6.2}",
             s.name,
             g50 - d50,
-            g99 - d99
+            g99 - d99,
+            at_max[0],
+            at_max[1],
+            at_max[2],
+            at_max.iter().sum::<f64>() * max / 1e6,
         );
     }
     println!("gateway RSS after load: {:.1} MB", rss_mb(pid));
