@@ -5,22 +5,19 @@ mod auth;
 mod check;
 mod conn;
 mod store;
+mod workers;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::{Body as EngineBody, Gateway};
-use gw_native::{EMBEDDED_CONFIG, Reqwest, SharedStore, Stderr, SystemClock};
-use gw_ports::{ByteStream, TransportError, TransportErrorKind};
+use gw_native::{BufferedStderr, EMBEDDED_CONFIG, Reqwest, SharedStore, SystemClock};
+use gw_ports::{BoxFuture, ByteStream, TransportError, TransportErrorKind};
 use gw_route::{Config, KeySpec};
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
@@ -38,8 +35,8 @@ Proxy key: GATEWAY_PROXY_KEY, or named keys in the config; with neither, a key i
 and printed once. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
 base URLs can be overridden with <PROVIDER>_BASE_URL.";
 
-/// Largest request head (request line and headers) the local server reads.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The gateway as the local server runs it.
+pub(crate) type Gw = Gateway<Reqwest, SystemClock, BufferedStderr, LocalStore>;
 /// How often the spend ledger is booked in the store (a crash loses at most this much of it).
 const LEDGER_FLUSH_MS: u64 = 1_000;
 
@@ -205,7 +202,8 @@ fn load_config(args: &Args) -> Result<Config, String> {
     Ok(cfg)
 }
 
-#[tokio::main]
+// The main thread accepts connections and runs the timers; requests run on the workers.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("auth") {
         if std::env::args().nth(2).as_deref() != Some("copilot") {
@@ -269,7 +267,7 @@ async fn main() {
             configured.join(", ")
         }
     );
-    let http = match Reqwest::new(cfg.timeouts.per_attempt_ms.min(30_000)) {
+    let http = match Reqwest::per_thread(cfg.timeouts.per_attempt_ms.min(30_000)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gateway: {e}");
@@ -299,7 +297,12 @@ async fn main() {
         }
     };
     eprintln!("gateway: state in {where_}");
-    let gw = Gateway::new(cfg, http, SystemClock, Stderr, store);
+    let file = match &store {
+        LocalStore::File(s) => Some(s.clone()),
+        LocalStore::Shared(_) => None,
+    };
+    let log = BufferedStderr::start();
+    let gw = Gateway::new(cfg, http, SystemClock, log.clone(), store);
     // Spend is booked once a second (not a store write per request), and at shutdown.
     gw.batch_ledger(LEDGER_FLUSH_MS);
     let g = gw.clone();
@@ -329,14 +332,17 @@ async fn main() {
     };
     eprintln!("gateway: listening on http://{}", args.listen);
     let seed = u64::from_str_radix(&random_hex(8), 16).unwrap_or(0);
-    let counter = std::sync::Arc::new(AtomicU64::new(seed));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    let mut acceptor = conn::Acceptor::new(sv.max_connections);
+    let threads = std::env::var("GATEWAY_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let deadlines = conn::Deadlines {
         head_ms: sv.header_read_timeout_ms,
         idle_ms: sv.idle_timeout_ms,
     };
+    let workers = workers::Workers::start(threads, &gw, deadlines, seed);
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut acceptor = conn::Acceptor::new(sv.max_connections);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -352,51 +358,31 @@ async fn main() {
                     tokio::spawn(conn::refuse(stream, acceptor.max()));
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let gw = gw.clone();
-                let counter = counter.clone();
-                let state = conn::ConnState::new();
-                let svc_state = state.clone();
-                let svc = service_fn(move |req: http::Request<Incoming>| {
-                    let gw = gw.clone();
-                    let busy = svc_state.begin();
-                    let id = format!("req_{:016x}", counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
-                    async move { Ok::<_, Infallible>(serve(&gw, req, id, busy).await) }
-                });
-                let io = TokioIo::new(conn::Io::new(stream, state.clone()));
-                // A 64 KiB head at most (hyper's default is ~400 KiB): larger gets hyper's 431.
-                let conn = http1::Builder::new()
-                    .keep_alive(true)
-                    .max_buf_size(MAX_HEAD_BYTES)
-                    .serve_connection(io, svc);
-                let fut = graceful.watch(conn);
-                tokio::spawn(async move {
-                    conn::guard(fut, state, deadlines).await;
-                    drop(permit);
-                });
+                workers.dispatch(stream, permit);
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
     eprintln!("gateway: shutting down; letting in-flight requests finish (up to 30 s)");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(30)) => eprintln!("gateway: in-flight requests still running after 30 s; exiting"),
-    }
-    // The last answers' deferred writes, then their spend.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    workers.shutdown().await;
     gw.flush_ledger().await;
+    if let Some(f) = file {
+        f.sync(); // everything written reaches the file before the process ends
+    }
+    log.flush();
 }
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
-async fn serve(
-    gw: &Gateway<Reqwest, SystemClock, Stderr, LocalStore>,
+/// One request: the response, and its deferred writes when they did not finish at once (the
+/// caller spawns them).
+pub(crate) async fn serve(
+    gw: &Gw,
     req: http::Request<Incoming>,
     id: String,
     busy: conn::Busy,
-) -> http::Response<Body> {
+) -> (http::Response<Body>, Option<BoxFuture<'static, ()>>) {
     let (parts, body) = req.into_parts();
     // The engine reads the body itself, after the proxy key, with its size and time limits; a
     // body hyper reports broken (cut short, bad chunk framing) arrives as an error item.
@@ -414,9 +400,9 @@ async fn serve(
     // Its synchronous prefix runs here (a memory-store record finishes in one poll, saving a
     // task and a cross-thread wake per request); anything that waits is spawned.
     let mut after = handled.after;
-    if futures_util::FutureExt::now_or_never(&mut after).is_none() {
-        tokio::spawn(after);
-    }
+    let after = futures_util::FutureExt::now_or_never(&mut after)
+        .is_none()
+        .then_some(after);
     let (parts, stream) = handled.response.into_parts();
     // The connection counts as busy until the last chunk was taken (then its idle clock starts).
     let mut busy = Some(busy);
@@ -425,7 +411,10 @@ async fn serve(
         std::task::Poll::Ready(None)
     }));
     let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
-    http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
+    (
+        http::Response::from_parts(parts, BodyExt::boxed_unsync(body)),
+        after,
+    )
 }
 
 async fn shutdown_signal() {

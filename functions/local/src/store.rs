@@ -1,18 +1,40 @@
-//! The local server's default state store: an embedded redb file, so breaker state (and later
-//! spend and budgets) survives restarts. Writes are serialised redb transactions, so each
-//! command is atomic; the healthy path (nothing to change) is a read and never blocks.
+//! The local server's default state store: an embedded redb file, so breaker, limit, budget and
+//! spend state survives restarts. One process owns the file (redb locks it), so memory holds the
+//! truth: each command runs on an in-memory view under a lock (atomic, no I/O on the request
+//! path), and what changed goes, in order, to a writer thread that commits it in batches (one
+//! fsync for many changes). A crash loses the changes of the last commit in flight (a few ms); a
+//! graceful stop loses none (`sync`, and the drop, wait for the writer).
 
 use gw_state::{Command, Record, Reply, StateStore, StoreError, apply, is_live};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 
-/// State in a redb file.
-pub(crate) struct RedbStore {
-    db: Arc<Database>,
+/// The view is swept of dead records when it grows past this many keys.
+const SWEEP_AT: usize = 10_000;
+
+enum Write {
+    Put(String, Vec<u8>),
+    /// Answered once everything sent before it is committed.
+    Sync(mpsc::Sender<()>),
 }
+
+struct Inner {
+    db: Arc<Database>,
+    /// Records as the file holds them once written (`None`: known absent).
+    view: Mutex<HashMap<String, Option<Record>>>,
+    /// `None` once closed.
+    tx: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// State in a redb file; clones share it.
+#[derive(Clone)]
+pub(crate) struct RedbStore(Arc<Inner>);
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -28,53 +50,130 @@ impl RedbStore {
         let tx = db.begin_write().map_err(|e| e.to_string())?;
         tx.open_table(TABLE).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let wdb = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || write_loop(&wdb, &rx))
+            .map_err(|e| format!("cannot start the state writer: {e}"))?;
+        Ok(Self(Arc::new(Inner {
+            db,
+            view: Mutex::new(HashMap::new()),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })))
     }
 
-    fn read(db: &Database, key: &str, now_ms: u64) -> Result<Option<Record>, StoreError> {
+    fn read(db: &Database, key: &str) -> Result<Option<Record>, StoreError> {
         let tx = db.begin_read().map_err(err)?;
         let table = tx.open_table(TABLE).map_err(err)?;
-        let rec = table
+        Ok(table
             .get(key)
             .map_err(err)?
-            .and_then(|v| serde_json::from_slice::<Record>(v.value()).ok());
-        Ok(rec.filter(|r| is_live(r, now_ms)))
+            .and_then(|v| serde_json::from_slice::<Record>(v.value()).ok()))
     }
 
-    fn write(db: &Database, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
-        let tx = db.begin_write().map_err(err)?;
-        let reply = {
-            let mut table = tx.open_table(TABLE).map_err(err)?;
-            let prev = table
-                .get(key)
-                .map_err(err)?
-                .and_then(|v| serde_json::from_slice::<Record>(v.value()).ok())
-                .filter(|r| is_live(r, now_ms));
-            let (next, reply) = apply(prev.as_ref(), cmd, now_ms);
-            if let Some(n) = next {
-                let bytes = serde_json::to_vec(&n).map_err(err)?;
-                table.insert(key, bytes.as_slice()).map_err(err)?;
+    /// Waits until every change made so far is committed to the file.
+    pub(crate) fn sync(&self) {
+        let (ack, done) = mpsc::channel();
+        let sent = self
+            .0
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|tx| tx.send(Write::Sync(ack)).is_ok());
+        if sent {
+            let _ = done.recv();
+        }
+    }
+
+    fn run(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
+        let inner = &self.0;
+        let mut view = inner.view.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = match view.get(key) {
+            Some(r) => r.clone(),
+            // First use of the key since start: the file has what an earlier run left.
+            None => {
+                let r = Self::read(&inner.db, key)?;
+                view.insert(key.to_owned(), r.clone());
+                r
             }
-            reply
-        };
-        tx.commit().map_err(err)?;
+        }
+        .filter(|r| is_live(r, now_ms));
+        let (next, reply) = apply(prev.as_ref(), cmd, now_ms);
+        if let Some(n) = next {
+            let bytes = serde_json::to_vec(&n).map_err(err)?;
+            // Sent under the view's lock: changes to one key reach the file in order.
+            let tx = inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = tx.as_ref().ok_or_else(|| err("the state file is closed"))?;
+            tx.send(Write::Put(key.to_owned(), bytes))
+                .map_err(|_| err("the state writer stopped"))?;
+            view.insert(key.to_owned(), Some(n));
+            if view.len() > SWEEP_AT {
+                view.retain(|_, r| r.as_ref().is_some_and(|r| is_live(r, now_ms)));
+            }
+        }
         Ok(reply)
+    }
+}
+
+/// Commits what arrives, as many changes per transaction as are waiting.
+fn write_loop(db: &Database, rx: &mpsc::Receiver<Write>) {
+    let mut failing = false;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(4_096));
+        let mut acks = Vec::new();
+        let result = (|| -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(TABLE)?;
+                for w in batch {
+                    match w {
+                        Write::Put(k, v) => {
+                            table.insert(k.as_str(), v.as_slice())?;
+                        }
+                        Write::Sync(ack) => acks.push(ack),
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        match result {
+            Err(e) if !failing => {
+                eprintln!("gateway: cannot write the state file: {e}");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
+        }
+        for a in acks {
+            let _ = a.send(());
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has committed everything sent.
+        self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
     }
 }
 
 impl StateStore for RedbStore {
     async fn apply(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
-        // Dry run on a snapshot: when the command changes nothing (a healthy target), that is the answer.
-        let prev = Self::read(&self.db, key, now_ms)?;
-        let (next, reply) = apply(prev.as_ref(), cmd, now_ms);
-        if next.is_none() {
-            return Ok(reply);
-        }
-        // Otherwise re-run inside a write transaction (atomic), off the async threads: commits fsync.
-        let (db, key, cmd) = (Arc::clone(&self.db), key.to_owned(), cmd.clone());
-        tokio::task::spawn_blocking(move || Self::write(&db, &key, &cmd, now_ms))
-            .await
-            .map_err(err)?
+        self.run(key, cmd, now_ms)
     }
 }
 
@@ -120,5 +219,41 @@ mod tests {
                 .unwrap(),
             Reply::Reject { .. }
         ));
+    }
+
+    #[test]
+    fn changes_from_many_threads_all_reach_the_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let add = Command::Add {
+            amount: 1,
+            window_ms: 3_600_000,
+        };
+        let t = 1_900_000_000_000;
+        {
+            let s = RedbStore::open(&path).unwrap();
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let (s, add) = (s.clone(), add.clone());
+                    std::thread::spawn(move || {
+                        for _ in 0..250 {
+                            s.run("count", &add, t).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for th in threads {
+                th.join().unwrap();
+            }
+        } // dropped: the writer commits what is queued
+        let s = RedbStore::open(&path).unwrap();
+        let zero = Command::Add {
+            amount: 0,
+            window_ms: 3_600_000,
+        };
+        assert_eq!(
+            s.run("count", &zero, t).unwrap(),
+            Reply::Total { total: 1000 }
+        );
     }
 }

@@ -2,105 +2,21 @@
 //! reqwest, the system clock, one log line per write to stderr, and a DynamoDB store configured
 //! the AWS way. Both binaries use these, so they cannot drift apart.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use gw_auth::sigv4::Credentials;
-use gw_ports::{
-    ByteStream, Clock, HttpClient, LogSink, Timestamp, TransportError, TransportErrorKind,
-};
+use gw_ports::{Clock, LogSink, Timestamp};
 use gw_route::Config;
 use gw_state::dynamo::DynamoStore;
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
 use std::io::Write;
 use std::time::Duration;
 
+mod http;
+mod logbuf;
+pub use http::Reqwest;
+pub use logbuf::BufferedStderr;
+
 /// The configuration built into every binary.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../../config/gateway.yaml");
-
-/// Outbound HTTP through reqwest (rustls, pooled connections).
-#[derive(Clone)]
-pub struct Reqwest(pub reqwest::Client);
-
-impl Reqwest {
-    /// A pooled client; `connect_timeout_ms` bounds the TCP + TLS handshake.
-    pub fn new(connect_timeout_ms: u64) -> Result<Self, String> {
-        reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_millis(connect_timeout_ms))
-            .build()
-            .map(Self)
-            .map_err(|e| format!("cannot build HTTP client: {e}"))
-    }
-}
-
-impl HttpClient for Reqwest {
-    async fn send(
-        &self,
-        req: http::Request<Bytes>,
-    ) -> Result<http::Response<ByteStream>, TransportError> {
-        let (parts, body) = req.into_parts();
-        let resp = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let mut b = http::Response::builder().status(resp.status());
-        if let Some(h) = b.headers_mut() {
-            *h = resp.headers().clone();
-        }
-        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
-        b.body(stream)
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
-    }
-
-    async fn send_streaming(
-        &self,
-        req: http::Request<ByteStream>,
-    ) -> Result<http::Response<ByteStream>, TransportError> {
-        let (parts, body) = req.into_parts();
-        let resp = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let mut b = http::Response::builder().status(resp.status());
-        if let Some(h) = b.headers_mut() {
-            *h = resp.headers().clone();
-        }
-        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
-        b.body(stream)
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
-    }
-}
-
-fn transport_error(e: reqwest::Error) -> TransportError {
-    let kind = if e.is_connect() {
-        TransportErrorKind::Connect
-    } else if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_body() || e.is_decode() {
-        TransportErrorKind::Body
-    } else {
-        TransportErrorKind::Other
-    };
-    // URLs stay out of messages: some providers take keys in the query string.
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    TransportError::new(kind, msg)
-}
 
 /// The system clock, with tokio timers.
 #[derive(Clone, Copy)]
