@@ -80,7 +80,13 @@ impl Ledger {
             let (start, _) = window(period, now_ms);
             let entries = p.entry((period, start)).or_default();
             for n in &names {
-                entries.entry(n.clone()).or_default().add(&t);
+                // A name already pending (the common case between flushes) allocates nothing.
+                match entries.get_mut(n.as_str()) {
+                    Some(e) => e.add(&t),
+                    None => {
+                        entries.insert(n.clone(), t);
+                    }
+                }
             }
         }
         let _ =

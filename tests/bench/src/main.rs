@@ -9,6 +9,9 @@
     reason = "a benchmark aborts on setup failure"
 )]
 
+mod allocs;
+mod peer;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -167,8 +170,15 @@ fn body(s: &Scenario, model: &str) -> Bytes {
 }
 
 /// One request to completion (last body byte); returns its latency.
+/// The peer gateway's address (`--peer`): its requests name their provider in `x-provider`.
+static PEER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
-    let req = http::Request::post(url)
+    let mut req = http::Request::post(url);
+    if PEER.get().is_some_and(|p| url.starts_with(p.as_str())) {
+        req = req.header("x-provider", "openai");
+    }
+    let req = req
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {KEY}"))
         .header("x-api-key", "upstream-key")
@@ -597,6 +607,15 @@ async fn main() {
     println!(
         "token source, warm cache: {one_ns:.0} ns per request alone; {many_ns:.0} ns per request with 1,000 concurrent requests"
     );
+    let allocs_only = args.iter().any(|a| a == "--allocs-only");
+    for (name, n, bytes) in allocs::per_request().await {
+        println!(
+            "heap allocations per request through the engine, {name}: {n:.0} ({bytes:.0} bytes)"
+        );
+    }
+    if allocs_only {
+        return; // `--allocs-only`: for a heap profiler
+    }
     let (req_us, event_us) = check_costs();
     println!(
         "hardening checks: request limits {req_us:.2} us per 4 KB request; fast-path event JSON check {event_us:.3} us/chunk"
@@ -605,6 +624,10 @@ async fn main() {
     // The mock upstream runs in a process of its own, so its CPU is counted apart from the
     // client's (this process) and the gateway's.
     let (_mock_child, mock_addr, mock_pid) = start_mock().await;
+    if let Some(bin) = flag(&args, "--peer") {
+        peer::compare(&http_client(), &gateway, &bin, mock_addr, rate, secs).await;
+        return;
+    }
     if let Some(limits) = flag(&args, "--limits-compare") {
         limits_compare(&http_client(), &gateway, &limits, mock_addr, rate, secs).await;
         return;
