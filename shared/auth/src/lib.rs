@@ -52,10 +52,13 @@ pub use signer::{SignError, Signer};
 /// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
 /// by credential without storing the credential.
 pub fn fingerprint(secret: &str) -> String {
-    digest(secret)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for b in &digest(secret)[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn digest(s: &str) -> [u8; 32] {

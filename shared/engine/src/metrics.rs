@@ -79,6 +79,8 @@ impl Histogram {
 
 #[derive(Default)]
 struct State {
+    /// Reused to build series names.
+    scratch: String,
     requests: BTreeMap<String, u64>,
     tokens: BTreeMap<String, Histogram>,
     token_totals: BTreeMap<String, u64>,
@@ -92,12 +94,33 @@ struct State {
 #[derive(Default)]
 pub(crate) struct Metrics(Mutex<State>);
 
-/// A label value, escaped as the text format wants.
-fn esc(v: &str) -> String {
-    let v: String = v.chars().take(128).collect();
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A label value (its first 128 characters), escaped as it is written.
+struct Esc<'a>(&'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars().take(128) {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The entry for `name`, created (and the name allocated) only when it is new.
+fn slot<'m, V: Default>(m: &'m mut BTreeMap<String, V>, name: &str) -> &'m mut V {
+    if !m.contains_key(name) {
+        m.insert(name.to_owned(), V::default());
+    }
+    match m.get_mut(name) {
+        Some(v) => v,
+        None => unreachable!("inserted above"),
+    }
 }
 
 /// The closed set of reasons a request did not succeed: the gateway's own refusals apart from
@@ -125,24 +148,33 @@ fn error_type(r: &RequestLog) -> &'static str {
 }
 
 impl Metrics {
-    /// Counts one finished request.
+    /// Counts one finished request. Series names are built in one reused buffer, and a name is
+    /// allocated only the first time its series is seen.
     pub(crate) fn observe(&self, r: &RequestLog) {
-        let provider = esc(r.provider.as_deref().unwrap_or(""));
-        let model = esc(r
-            .upstream_model
-            .as_deref()
-            .or(r.model.as_deref())
-            .unwrap_or(""));
-        let target =
-            format!("gen_ai_provider_name=\"{provider}\",gen_ai_request_model=\"{model}\"");
+        use std::fmt::Write;
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let class = format!("{}xx", r.status / 100);
-        let key = format!(
-            "{target},client_format=\"{}\",status_class=\"{class}\",error_type=\"{}\"",
-            esc(r.client_format),
+        let s = &mut *s;
+        let mut target = std::mem::take(&mut s.scratch);
+        target.clear();
+        let _ = write!(
+            target,
+            "gen_ai_provider_name=\"{}\",gen_ai_request_model=\"{}\"",
+            Esc(r.provider.as_deref().unwrap_or("")),
+            Esc(r
+                .upstream_model
+                .as_deref()
+                .or(r.model.as_deref())
+                .unwrap_or("")),
+        );
+        let mut key = String::with_capacity(target.len() + 96);
+        let _ = write!(
+            key,
+            "{target},client_format=\"{}\",status_class=\"{}xx\",error_type=\"{}\"",
+            Esc(r.client_format),
+            r.status / 100,
             error_type(r)
         );
-        *s.requests.entry(key).or_default() += 1;
+        *slot(&mut s.requests, &key) += 1;
         if let Some(u) = r.usage {
             for (ty, n) in [
                 ("input", u.prompt_total()),
@@ -151,35 +183,28 @@ impl Metrics {
                 ("cache_write", u.cache_write),
                 ("reasoning", u.reasoning),
             ] {
-                let k = format!("{target},gen_ai_token_type=\"{ty}\"");
+                key.clear();
+                let _ = write!(key, "{target},gen_ai_token_type=\"{ty}\"");
                 if matches!(ty, "input" | "output") {
-                    s.tokens
-                        .entry(k.clone())
-                        .or_default()
-                        .observe(&TOKEN_BUCKETS, n as f64);
+                    slot(&mut s.tokens, &key).observe(&TOKEN_BUCKETS, n as f64);
                 }
-                *s.token_totals.entry(k).or_default() += n;
+                *slot(&mut s.token_totals, &key) += n;
             }
         }
         if let Some(c) = r.cost_usd {
-            *s.spend.entry(target.clone()).or_default() += c;
+            *slot(&mut s.spend, &target) += c;
         }
         if r.provider.is_some() {
-            s.duration
-                .entry(target.clone())
-                .or_default()
-                .observe(&SECOND_BUCKETS, r.duration_ms / 1000.0);
+            slot(&mut s.duration, &target).observe(&SECOND_BUCKETS, r.duration_ms / 1000.0);
             if let Some(t) = r.ttfb_ms {
-                s.ttfb
-                    .entry(target)
-                    .or_default()
-                    .observe(&SECOND_BUCKETS, t / 1000.0);
+                slot(&mut s.ttfb, &target).observe(&SECOND_BUCKETS, t / 1000.0);
                 // What the gateway added before the first byte: all but the upstreams' time.
                 let upstream: f64 = r.attempts.iter().map(|a| a.latency_ms).sum();
                 s.overhead
                     .observe(&SECOND_BUCKETS, ((t - upstream).max(0.0)) / 1000.0);
             }
         }
+        s.scratch = target;
     }
 
     /// The text exposition.
