@@ -188,8 +188,28 @@ async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
     let t = Instant::now();
     let resp = client.request(req).await.expect("request failed");
     assert!(resp.status().is_success(), "status {}", resp.status());
-    let _ = resp.into_body().collect().await.expect("body failed");
+    let mut body = resp.into_body();
+    let mut first = None;
+    while let Some(f) = body.frame().await {
+        let f = f.expect("body failed");
+        if first.is_none() && f.data_ref().is_some_and(|d| !d.is_empty()) {
+            first = Some(t.elapsed());
+        }
+    }
+    if let Some(d) = first {
+        FIRST_BYTES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(d);
+    }
     t.elapsed()
+}
+
+/// Time to the first body byte of every request since the last `take_first_bytes`.
+static FIRST_BYTES: std::sync::Mutex<Vec<Duration>> = std::sync::Mutex::new(Vec::new());
+
+fn take_first_bytes() -> Vec<Duration> {
+    std::mem::take(&mut *FIRST_BYTES.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
@@ -744,10 +764,13 @@ async fn main() {
         // Warm both paths' connection pools.
         let _ = fixed_rate(&client, &durl, direct_body.clone(), 200, 1).await;
         let _ = fixed_rate(&client, &gurl, body(s, s.model), 200, 1).await;
+        take_first_bytes();
         let mut d = fixed_rate(&client, &durl, direct_body, rate, secs).await;
+        let mut d_first = take_first_bytes();
         let cpu0 = cpu_secs(pid);
         let mut g = fixed_rate(&client, &gurl, body(s, s.model), rate, secs).await;
         let cpu_us = (cpu_secs(pid) - cpu0) * 1e6 / g.len() as f64;
+        let mut g_first = take_first_bytes();
         let (d50, d99, g50, g99) = (
             pct(&mut d, 0.5),
             pct(&mut d, 0.99),
@@ -767,6 +790,15 @@ async fn main() {
             at_max[2],
             at_max.iter().sum::<f64>() * max / 1e6,
         );
+        if s.stream {
+            let (d1, g1) = (pct(&mut d_first, 0.5), pct(&mut g_first, 0.5));
+            let (d9, g9) = (pct(&mut d_first, 0.99), pct(&mut g_first, 0.99));
+            println!(
+                "  time to first byte at {rate} req/s: direct p50 {d1:.3}ms p99 {d9:.3}ms, via gateway p50 {g1:.3}ms p99 {g9:.3}ms: added p50 {:.3}ms p99 {:.3}ms",
+                g1 - d1,
+                g9 - d9
+            );
+        }
     }
     println!("gateway RSS after load: {:.1} MB", rss_mb(pid));
 
