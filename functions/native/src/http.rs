@@ -70,12 +70,13 @@ impl Reqwest {
     }
 }
 
-impl HttpClient for Reqwest {
-    async fn send(
+impl Reqwest {
+    /// Sends the request with `body` and hands back the answer as it streams in.
+    async fn exchange(
         &self,
-        req: http::Request<Bytes>,
+        parts: http::request::Parts,
+        body: reqwest::Body,
     ) -> Result<http::Response<ByteStream>, TransportError> {
-        let (parts, body) = req.into_parts();
         let resp = self
             .client()
             .request(parts.method, parts.uri.to_string())
@@ -92,27 +93,23 @@ impl HttpClient for Reqwest {
         b.body(stream)
             .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
     }
+}
+
+impl HttpClient for Reqwest {
+    async fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<ByteStream>, TransportError> {
+        let (parts, body) = req.into_parts();
+        self.exchange(parts, body.into()).await
+    }
 
     async fn send_streaming(
         &self,
         req: http::Request<ByteStream>,
     ) -> Result<http::Response<ByteStream>, TransportError> {
         let (parts, body) = req.into_parts();
-        let resp = self
-            .client()
-            .request(parts.method, parts.uri.to_string())
-            .headers(parts.headers)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let mut b = http::Response::builder().status(resp.status());
-        if let Some(h) = b.headers_mut() {
-            *h = resp.headers().clone();
-        }
-        let stream: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(transport_error)));
-        b.body(stream)
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
+        self.exchange(parts, reqwest::Body::wrap_stream(body)).await
     }
 }
 

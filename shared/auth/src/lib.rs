@@ -190,4 +190,10 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_fingerprint_is_the_first_8_bytes_of_sha256_in_hex() {
+        // State keys written by earlier versions name credentials this way: it must not drift.
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea");
+    }
 }

@@ -6,7 +6,7 @@
 //! at shutdown (the local server). Sums only grow, so batched and reordered additions stay exact.
 
 use gw_route::Period;
-use gw_state::{Book, Command, Tally};
+use gw_state::{Book, Tally};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,8 +94,9 @@ impl Ledger {
                 .compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// The store commands for what is pending, taking it, when a flush is due (`all`: always).
-    pub(crate) fn take(&self, now_ms: u64, all: bool) -> Vec<(String, Command)> {
+    /// What is pending, by period (its name and a booking), taken when a flush is due (`all`:
+    /// always).
+    pub(crate) fn take(&self, now_ms: u64, all: bool) -> Vec<(&'static str, Book)> {
         let oldest = self.oldest_ms.load(Ordering::Relaxed);
         let every = self.flush_ms.load(Ordering::Relaxed);
         if oldest == 0 || !(all || every == 0 || now_ms >= oldest.saturating_add(every)) {
@@ -115,19 +116,13 @@ impl Ledger {
                     expires_at_ms: expires(period, end),
                     entries: entries.into_iter().collect(),
                 };
-                (store_key(period, start_ms), Command::Book(book))
+                (period, book)
             })
             .collect()
     }
 
-    /// Puts back a booking the store did not take (an outage), for the next flush.
-    pub(crate) fn restore(&self, now_ms: u64, key: &str, book: &Book) {
-        let Some(period) = PERIODS
-            .into_iter()
-            .find(|p| key.starts_with(&format!("ledger:{p}:")))
-        else {
-            return;
-        };
+    /// Puts back a booking of `period` the store did not take (an outage), for the next flush.
+    pub(crate) fn restore(&self, now_ms: u64, period: &'static str, book: &Book) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let entries = p.entry((period, book.start_ms)).or_default();
         for (n, t) in &book.entries {
@@ -174,11 +169,9 @@ mod tests {
         l.add(T + 1, None, "openai", "gpt-4o", tally(7));
         let cmds = l.take(T + 2, false);
         assert_eq!(cmds.len(), 3);
-        let (key, Command::Book(b)) = &cmds[0] else {
-            panic!("{cmds:?}")
-        };
+        let (period, b) = &cmds[0];
         let (day, end) = Period::Day.window(T);
-        assert_eq!(key, &format!("ledger:day:{day}"));
+        assert_eq!((*period, b.start_ms), ("day", day));
         assert_eq!(b.expires_at_ms, end + KEEP_DAYS_MS);
         let get = |n: String| b.entries.iter().find(|(k, _)| *k == n).map(|e| e.1);
         assert_eq!(get(format!("p{SEP}openai")).unwrap().micros, 12);
@@ -189,9 +182,7 @@ mod tests {
                 .requests,
             1
         );
-        assert!(
-            matches!(&cmds[2], (k, Command::Book(b)) if k == "ledger:total:0" && b.expires_at_ms == u64::MAX)
-        );
+        assert!(matches!(&cmds[2], ("total", b) if b.start_ms == 0 && b.expires_at_ms == u64::MAX));
         assert!(l.take(T + 3, true).is_empty(), "taken once");
     }
 
@@ -204,10 +195,10 @@ mod tests {
         assert!(l.take(midnight + 500, false).is_empty(), "not due yet");
         l.add(midnight + 1, Some("ci"), "openai", "m", tally(2));
         let cmds = l.take(midnight + 999, false);
-        let days: Vec<&String> = cmds
+        let days: Vec<u64> = cmds
             .iter()
-            .map(|(k, _)| k)
-            .filter(|k| k.starts_with("ledger:day:"))
+            .filter(|(p, _)| *p == "day")
+            .map(|(_, b)| b.start_ms)
             .collect();
         assert_eq!(days.len(), 2, "one booking per day: {cmds:?}");
     }
@@ -217,9 +208,8 @@ mod tests {
         let l = Ledger::default();
         l.add(T, Some("ci"), "openai", "m", tally(4));
         let cmds = l.take(T, false);
-        for (k, c) in &cmds {
-            let Command::Book(b) = c else { panic!() };
-            l.restore(T, k, b);
+        for (period, b) in &cmds {
+            l.restore(T, period, b);
         }
         assert_eq!(l.take(T, false), cmds);
     }

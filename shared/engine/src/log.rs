@@ -346,12 +346,13 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
             }
             r.duration_ms = round(self.inner.clock.now().ms_since(self.start));
             let micros = match (self.price, r.usage) {
-                (Some(p), Some(u)) => p.micros(&u),
+                (Some(p), Some(u)) => {
+                    let m = p.micros(&u);
+                    r.cost_usd = Some(m as f64 / 1e6);
+                    m
+                }
                 _ => 0,
             };
-            if self.price.is_some() && r.usage.is_some() {
-                r.cost_usd = Some(micros as f64 / 1e6);
-            }
             // Spend is booked for what a provider served (a client's made-up model names that
             // the provider refused never grow the ledger).
             if let (Some(provider), Some(model), true) = (

@@ -103,16 +103,22 @@ pub(crate) async fn flush_ledger<H: HttpClient, C: Clock, L: LogSink, S: StateSt
     all: bool,
 ) {
     let now_ms = inner.clock.now().0 / 1000;
-    let cmds = inner.ledger.take(now_ms, all);
-    let calls = cmds.iter().map(|(key, cmd)| async move {
-        if let Err(e) = inner.store_apply(key, cmd, now_ms).await {
-            if let Command::Book(b) = cmd {
-                inner.ledger.restore(now_ms, key, b);
+    let calls = inner
+        .ledger
+        .take(now_ms, all)
+        .into_iter()
+        .map(|(period, book)| async move {
+            let key = crate::ledger::store_key(period, book.start_ms);
+            let cmd = Command::Book(book);
+            if let Err(e) = inner.store_apply(&key, &cmd, now_ms).await {
+                if let Command::Book(b) = &cmd {
+                    inner.ledger.restore(now_ms, period, b);
+                }
+                let line =
+                    json!({"event": "state_store_error", "key": key, "error": e.to_string()});
+                inner.log.emit(&inner.scrub.scrub(&line.to_string()));
             }
-            let line = json!({"event": "state_store_error", "key": key, "error": e.to_string()});
-            inner.log.emit(&inner.scrub.scrub(&line.to_string()));
-        }
-    });
+        });
     futures_util::future::join_all(calls).await;
 }
 

@@ -83,11 +83,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let (mut providers, mut models) = (Map::new(), Map::new());
             for (name, t) in &entries {
                 match ledger::parse(name) {
-                    Some(("k", p)) if by_key.contains_key(p[0]) => {
-                        let models = by_key[p[0]]["models"].take();
-                        let mut v = figures(t);
-                        v["models"] = models;
-                        by_key.insert(p[0].to_owned(), v);
+                    Some(("k", p)) => {
+                        if let (Some(Value::Object(k)), Value::Object(f)) =
+                            (by_key.get_mut(p[0]), figures(t))
+                        {
+                            k.extend(f); // keeps the key's `models`
+                        }
                     }
                     Some(("km", p)) => {
                         if let Some(k) = by_key.get_mut(p[0]) {
