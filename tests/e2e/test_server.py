@@ -1,12 +1,16 @@
 """The local server itself: HTTP/1.1 keep-alive, graceful shutdown that lets in-flight streams finish, and a log
-line for every answer a shutdown under load let through."""
+line for every answer a shutdown under load let through; upstream calls through the environment's proxy."""
 from __future__ import annotations
 
+import base64
 import http.client
+import http.server
 import json
 import socket
+import subprocess
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import gwtest as g
@@ -102,3 +106,77 @@ def test_a_shutdown_under_load_loses_no_log_line(fresh_gateway, tag):
     logged = {e["request_id"] for e in fresh_gateway.log_entries() if "outcome" in e}
     missing = [rid for rid in answered if rid not in logged]
     assert not missing, f"{len(missing)} of {len(answered)} answered requests have no log line: {missing[:5]}"
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy for plain-HTTP upstreams: records each request line and its Proxy-Authorization, then
+    relays the request to the absolute URI it names (the way squid does for http://)."""
+    seen: list[tuple[str, str | None]] = []
+
+    def do_POST(self) -> None:
+        _ForwardProxy.seen.append((self.requestline, self.headers.get("Proxy-Authorization")))
+        url = urllib.parse.urlsplit(self.path)
+        if not url.scheme:  # origin form: the client did not treat us as a proxy
+            self.send_error(400, "proxy expects an absolute URI")
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("proxy-authorization", "connection", "host", "content-length")}
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
+        conn.request("POST", url.path + (f"?{url.query}" if url.query else ""), body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_upstream_calls_go_through_the_proxy_the_environment_names(gateway_factory, mock, tag):
+    """HTTP_PROXY with credentials: the provider call reaches the proxy in absolute form with Proxy-Authorization
+    (Basic), and the client gets the provider's answer; with the mock's host in NO_PROXY it goes direct."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = f"http://proxyuser:s3cret@127.0.0.1:{server.server_address[1]}"
+    try:
+        gw = gateway_factory.start("proxied", extra_env={"HTTP_PROXY": proxy})
+        _ForwardProxy.seen.clear()
+        r = g.raw_request(gw.url, "POST", "/v1/chat/completions",
+                          {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Hi {tag}"}]},
+                          {"Authorization": f"Bearer {g.PROXY_KEY}"})
+        assert r.status == 200, (r.status, r.body[:300])
+        assert f"Hi {tag}" in r.body.decode()
+        assert len(_ForwardProxy.seen) == 1, _ForwardProxy.seen
+        line, auth = _ForwardProxy.seen[0]
+        assert line.startswith(f"POST {mock.base}/openai/v1/chat/completions "), line
+        assert auth == "Basic " + base64.b64encode(b"proxyuser:s3cret").decode(), auth
+        assert len(mock.with_nonce(tag)) == 1
+
+        direct = gateway_factory.start("proxy-bypassed", extra_env={"HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1"})
+        _ForwardProxy.seen.clear()
+        r = g.raw_request(direct.url, "POST", "/v1/chat/completions",
+                          {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Direct {tag}"}]},
+                          {"Authorization": f"Bearer {g.PROXY_KEY}"})
+        assert r.status == 200, (r.status, r.body[:300])
+        assert _ForwardProxy.seen == [], "NO_PROXY=127.0.0.1 must bypass the proxy"
+        assert "s3cret" not in gw.log_text() + direct.log_text()
+    finally:
+        server.shutdown()
+
+
+def test_a_proxy_the_gateway_cannot_use_stops_it_at_start(gateway_env, tmp_path):
+    """ALL_PROXY=socks5://…: the gateway exits with a message naming the problem rather than going around it."""
+    env = {**gateway_env, "HOME": str(tmp_path), "ALL_PROXY": "socks5://user:pw@127.0.0.1:1080"}
+    proc = subprocess.run([g.GatewayFactory.binary(), "--listen", f"127.0.0.1:{g.free_port()}",
+                           "--config", str(g.CONFIG_PATH), "--state", "memory"],
+                          env=env, cwd=tmp_path, capture_output=True, timeout=20)
+    assert proc.returncode != 0
+    err = proc.stderr.decode()
+    assert "only http:// proxies" in err, err
+    assert "pw@" not in err, "the proxy's password must not be printed"

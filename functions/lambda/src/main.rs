@@ -6,14 +6,14 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::Gateway;
-use gw_native::{EMBEDDED_CONFIG, EmfStderr, Reqwest, SharedStore, SystemClock};
+use gw_native::{EMBEDDED_CONFIG, EmfStderr, NativeHttp, SharedStore, SystemClock};
 use gw_state::MemoryStore;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type Gw = Gateway<Reqwest, SystemClock, EmfStderr, SharedStore>;
+type Gw = Gateway<NativeHttp, SystemClock, EmfStderr, SharedStore>;
 type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Error>;
 
 /// The config text and a name for errors: `GATEWAY_CONFIG` (the path of a file in the bundle or
@@ -39,7 +39,7 @@ fn config_source(var: Option<String>) -> Result<(String, String), String> {
 fn build() -> Result<Gw, String> {
     let (text, name) = config_source(std::env::var("GATEWAY_CONFIG").ok())?;
     let cfg = gw_native::load_config(&text, &name).map_err(|e| format!("config error: {e}"))?;
-    let http = Reqwest::new(cfg.timeouts.per_attempt_ms.min(30_000))?;
+    let http = NativeHttp::new(cfg.timeouts.per_attempt_ms.min(30_000))?;
     let store = match std::env::var("GATEWAY_TABLE")
         .ok()
         .filter(|t| !t.is_empty())

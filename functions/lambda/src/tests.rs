@@ -98,7 +98,7 @@ fn gateway(up: &str) -> Gw {
     let cfg = gw_route::Config::load(CONFIG, "t.yaml", &env).unwrap();
     Gateway::new(
         cfg,
-        Reqwest::new(2_000).unwrap(),
+        NativeHttp::new(2_000).unwrap(),
         SystemClock,
         EmfStderr,
         SharedStore::Memory(MemoryStore::new()),

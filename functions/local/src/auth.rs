@@ -1,7 +1,7 @@
 //! `gateway auth copilot`: GitHub's device flow for a GitHub token that Copilot accepts. Prints
 //! the token on stdout (to store as `GITHUB_TOKEN`), the instructions on stderr.
 
-use gw_native::Reqwest;
+use gw_native::NativeHttp;
 use std::time::Duration;
 
 /// The OAuth app GitHub's own Copilot editors use for the device flow.
@@ -14,7 +14,7 @@ pub(crate) async fn copilot() -> Result<String, String> {
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "https://github.com".into());
     let base = base.trim_end_matches('/');
-    let http = Reqwest::new(10_000)?;
+    let http = NativeHttp::new(10_000)?;
     let start = post(
         &http,
         &format!("{base}/login/device/code"),
@@ -61,7 +61,7 @@ pub(crate) async fn copilot() -> Result<String, String> {
     }
 }
 
-async fn post(http: &Reqwest, url: &str, form: &str) -> Result<serde_json::Value, String> {
+async fn post(http: &NativeHttp, url: &str, form: &str) -> Result<serde_json::Value, String> {
     use futures_util::StreamExt;
     use gw_ports::HttpClient;
     let req = http::Request::post(url)

@@ -1,5 +1,5 @@
 //! `gateway`: the local server. Hyper on 127.0.0.1:8317 around the shared engine; this file
-//! only converts types and wires the ports (gw-native: reqwest, system clock, stderr).
+//! only converts types and wires the ports (gw-native: hyper HTTP, system clock, stderr).
 
 mod auth;
 mod check;
@@ -10,7 +10,7 @@ mod workers;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gw_engine::{Body as EngineBody, Gateway};
-use gw_native::{BufferedStderr, EMBEDDED_CONFIG, Reqwest, SharedStore, SystemClock};
+use gw_native::{BufferedStderr, EMBEDDED_CONFIG, NativeHttp, SharedStore, SystemClock};
 use gw_ports::{BoxFuture, ByteStream, TransportError, TransportErrorKind};
 use gw_route::{Config, KeySpec};
 use gw_state::{Command, MemoryStore, Reply, StateStore, StoreError};
@@ -36,7 +36,7 @@ and printed once. Provider keys come from the variables named in the config (OPE
 base URLs can be overridden with <PROVIDER>_BASE_URL.";
 
 /// The gateway as the local server runs it.
-pub(crate) type Gw = Gateway<Reqwest, SystemClock, BufferedStderr, LocalStore>;
+pub(crate) type Gw = Gateway<NativeHttp, SystemClock, BufferedStderr, LocalStore>;
 /// How often the spend ledger is booked in the store (a crash loses at most this much of it).
 const LEDGER_FLUSH_MS: u64 = 1_000;
 
@@ -65,7 +65,7 @@ impl StateStore for LocalStore {
 
 /// A DynamoDB table shared with other instances; created (with TTL) when missing, which needs
 /// the permission to do so, else it must exist.
-async fn open_dynamo(table: &str, http: &Reqwest) -> Result<LocalStore, String> {
+async fn open_dynamo(table: &str, http: &NativeHttp) -> Result<LocalStore, String> {
     let (store, endpoint) = gw_native::dynamo_from_env(table, http)?;
     if let Err(e) = store.create_table().await {
         eprintln!(
@@ -267,7 +267,7 @@ async fn main() {
             configured.join(", ")
         }
     );
-    let http = match Reqwest::per_thread(cfg.timeouts.per_attempt_ms.min(30_000)) {
+    let http = match NativeHttp::per_thread(cfg.timeouts.per_attempt_ms.min(30_000)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gateway: {e}");

