@@ -89,6 +89,9 @@ pub fn presented_key(h: &HeaderMap) -> Option<&str> {
 #[derive(Debug, Clone, Default)]
 pub struct Scrubber {
     secrets: Vec<String>,
+    /// Every form `scrub` replaces, searched for first: most text (every log line) holds none,
+    /// and prebuilt searchers find that out without building one per secret per line.
+    forms: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl Scrubber {
@@ -97,7 +100,33 @@ impl Scrubber {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Self { secrets }
+        let mut forms: Vec<_> = secrets
+            .iter()
+            .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+            .collect();
+        for s in Self::partials(&secrets) {
+            for part in s {
+                forms.push(memchr::memmem::Finder::new(part.as_bytes()).into_owned());
+            }
+        }
+        Self { secrets, forms }
+    }
+
+    /// The 8-character prefix and suffix of each secret long enough to have them.
+    fn partials(secrets: &[String]) -> impl Iterator<Item = [&str; 2]> {
+        secrets
+            .iter()
+            .filter(|s| s.len() >= 16 && s.is_char_boundary(8) && s.is_char_boundary(s.len() - 8))
+            .map(|s| [&s[..8], &s[s.len() - 8..]])
+    }
+
+    /// [`Scrubber::scrub`] without a copy when there is nothing to remove.
+    pub fn scrub_cow<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let hay = text.as_bytes();
+        if self.forms.iter().all(|f| f.find(hay).is_none()) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        std::borrow::Cow::Owned(self.replace_all(text))
     }
 
     /// `text` with each secret, and any 8+ character prefix or suffix of one (providers echo
@@ -105,17 +134,18 @@ impl Scrubber {
     /// before any partial form: keys that share a prefix (`sk-proj-...`) must not have their
     /// whole form broken up by another key's prefix.
     pub fn scrub(&self, text: &str) -> String {
+        self.scrub_cow(text).into_owned()
+    }
+
+    fn replace_all(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for s in &self.secrets {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), "[REDACTED]");
             }
         }
-        for s in self.secrets.iter().filter(|s| s.len() >= 16) {
-            if !(s.is_char_boundary(8) && s.is_char_boundary(s.len() - 8)) {
-                continue;
-            }
-            for part in [&s[..8], &s[s.len() - 8..]] {
+        for parts in Self::partials(&self.secrets) {
+            for part in parts {
                 if out.contains(part) {
                     out = out.replace(part, "[REDACTED]");
                 }
@@ -167,6 +197,12 @@ mod tests {
             "Incorrect API key provided: [REDACTED]*****123456"
         );
         assert_eq!(s.scrub("abc is fine"), "abc is fine");
+        // A suffix alone is found too (the prebuilt search must hold every form).
+        assert_eq!(s.scrub("key ...RET-123456"), "key ...RE[REDACTED]");
+        assert!(matches!(
+            s.scrub_cow("nothing secret here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -67,28 +67,36 @@ impl Ledger {
         model: &str,
         t: Tally,
     ) {
-        let mut names = vec![
-            format!("p{SEP}{provider}"),
-            format!("m{SEP}{provider}{SEP}{model}"),
-        ];
-        if let Some(k) = key {
-            names.push(format!("k{SEP}{k}"));
-            names.push(format!("km{SEP}{k}{SEP}{provider}{SEP}{model}"));
-        }
+        let starts = PERIODS.map(|period| (period, window(period, now_ms).0));
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for period in PERIODS {
-            let (start, _) = window(period, now_ms);
-            let entries = p.entry((period, start)).or_default();
-            for n in &names {
-                // A name already pending (the common case between flushes) allocates nothing.
-                match entries.get_mut(n.as_str()) {
+        // Each name is built in one buffer and copied only when new to its period: between
+        // flushes (the common case) adding allocates nothing but the buffer.
+        let mut name = String::with_capacity(64);
+        let mut add = |parts: &[&str]| {
+            name.clear();
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    name.push(SEP);
+                }
+                name.push_str(part);
+            }
+            for period in starts {
+                let entries = p.entry(period).or_default();
+                match entries.get_mut(name.as_str()) {
                     Some(e) => e.add(&t),
                     None => {
-                        entries.insert(n.clone(), t);
+                        entries.insert(name.clone(), t);
                     }
                 }
             }
+        };
+        add(&["p", provider]);
+        add(&["m", provider, model]);
+        if let Some(k) = key {
+            add(&["k", k]);
+            add(&["km", k, provider, model]);
         }
+        drop(p);
         let _ =
             self.oldest_ms
                 .compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed);

@@ -371,7 +371,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
             }
             self.inner.metrics.observe(&r);
             if let Ok(line) = serde_json::to_string(&r) {
-                self.inner.log.emit(&self.inner.scrub.scrub(&line));
+                self.inner.log.emit(&self.inner.scrub.scrub_cow(&line));
             }
         }
         if let (Some(tx), Some(v)) = (done, verdict) {

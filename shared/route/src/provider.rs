@@ -181,6 +181,19 @@ pub struct Credential {
     pub var: String,
     /// Signs requests with it.
     pub signer: Signer,
+    /// `gw_auth::fingerprint` of its identity, computed once: state keys name it per request.
+    pub fingerprint: Option<String>,
+}
+
+impl Credential {
+    fn new(var: String, signer: Signer) -> Self {
+        let fingerprint = signer.identity().map(gw_auth::fingerprint);
+        Self {
+            var,
+            signer,
+            fingerprint,
+        }
+    }
 }
 
 /// One auth scheme, or several: the first whose credential is set is used.
@@ -280,6 +293,21 @@ impl Provider {
             self.missing_vars
                 .clone()
                 .unwrap_or_else(|| self.auth.vars())
+        })
+    }
+
+    /// The fingerprint of `signer`'s identity (`None`: it has none), from the credential it
+    /// belongs to when it is one of this provider's, so no request hashes a key again.
+    pub fn fingerprint_of(&self, signer: &Signer) -> Option<std::borrow::Cow<'_, str>> {
+        let id = signer.identity()?;
+        let known = self
+            .credentials
+            .iter()
+            .find(|c| c.signer.identity() == Some(id))
+            .and_then(|c| c.fingerprint.as_deref());
+        Some(match known {
+            Some(f) => std::borrow::Cow::Borrowed(f),
+            None => std::borrow::Cow::Owned(gw_auth::fingerprint(id)),
         })
     }
 
@@ -512,10 +540,7 @@ pub(crate) fn build(
     match found {
         Some((a, s)) => {
             p.auth = a.clone();
-            p.credentials.push(Credential {
-                var: a.vars(),
-                signer: s.clone(),
-            });
+            p.credentials.push(Credential::new(a.vars(), s.clone()));
             p.signer = s;
             p.has_credential = true;
         }
@@ -566,10 +591,7 @@ pub(crate) fn build(
                     p.signer = s.clone();
                     p.has_credential = true;
                 }
-                p.credentials.push(Credential {
-                    var: var.clone(),
-                    signer: s,
-                });
+                p.credentials.push(Credential::new(var.clone(), s));
             }
         }
         if !p.has_credential {
