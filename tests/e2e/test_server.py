@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import gwtest as g
 
@@ -180,3 +181,39 @@ def test_a_proxy_the_gateway_cannot_use_stops_it_at_start(gateway_env, tmp_path)
     err = proc.stderr.decode()
     assert "only http:// proxies" in err, err
     assert "pw@" not in err, "the proxy's password must not be printed"
+
+
+def _workers(gw: g.Gateway) -> list[str]:
+    tasks = Path(f"/proc/{gw.proc.pid}/task")
+    return sorted(n for n in ((t / "comm").read_text().strip() for t in tasks.iterdir()) if n.startswith("worker-"))
+
+
+def test_gateway_threads_sets_the_number_of_workers(gateway_factory, tag):
+    """GATEWAY_THREADS=3: three worker threads, and connections spread over them all serve."""
+    gw = gateway_factory.start("three-workers", extra_env={"GATEWAY_THREADS": "3"})
+    assert _workers(gw) == ["worker-0", "worker-1", "worker-2"]
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"threads {tag}"}]}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda _: g.raw_request(gw.url, "POST", "/v1/chat/completions", body,
+                                                         {"Authorization": f"Bearer {g.PROXY_KEY}"}).status, range(6)))
+    assert statuses == [200] * 6
+    one = gateway_factory.start("one-worker", extra_env={"GATEWAY_THREADS": "1"})
+    assert _workers(one) == ["worker-0"]
+
+
+def test_a_bad_gateway_threads_value_stops_the_start(gateway_env, tmp_path):
+    for bad in ("0", "two", "99999"):
+        env = {**gateway_env, "HOME": str(tmp_path), "GATEWAY_THREADS": bad}
+        proc = subprocess.run([g.GatewayFactory.binary(), "--listen", f"127.0.0.1:{g.free_port()}",
+                               "--config", str(g.CONFIG_PATH), "--state", "memory"],
+                              env=env, cwd=tmp_path, capture_output=True, timeout=20)
+        assert proc.returncode == 2, (bad, proc.returncode, proc.stderr[-300:])
+        assert "GATEWAY_THREADS" in proc.stderr.decode(), proc.stderr[-300:]
+
+
+def test_spend_takes_get_only(gateway, recorder):
+    for method in ("POST", "DELETE"):
+        r = g.raw_request(gateway.url, method, "/v1/spend", {} if method == "POST" else None,
+                          {"Authorization": f"Bearer {g.PROXY_KEY}"}, recorder)
+        assert r.status == 405, (method, r.status, r.body[:200])
+        assert "error" in r.json(), r.body[:200]

@@ -332,10 +332,18 @@ async fn main() {
     };
     eprintln!("gateway: listening on http://{}", args.listen);
     let seed = u64::from_str_radix(&random_hex(8), 16).unwrap_or(0);
-    let threads = std::env::var("GATEWAY_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = match std::env::var("GATEWAY_THREADS") {
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n @ 1..=1024) => n,
+            _ => {
+                eprintln!(
+                    "gateway: GATEWAY_THREADS={v:?}: expected a number of worker threads, 1 to 1024"
+                );
+                std::process::exit(2);
+            }
+        },
+    };
     let deadlines = conn::Deadlines {
         head_ms: sv.header_read_timeout_ms,
         idle_ms: sv.idle_timeout_ms,
