@@ -202,13 +202,14 @@ def test_gateway_threads_sets_the_number_of_workers(gateway_factory, tag):
 
 
 def test_a_bad_gateway_threads_value_stops_the_start(gateway_env, tmp_path):
-    for bad in ("0", "two", "99999"):
+    for bad in ("0", "two", "99999", "-1"):
         env = {**gateway_env, "HOME": str(tmp_path), "GATEWAY_THREADS": bad}
         proc = subprocess.run([g.GatewayFactory.binary(), "--listen", f"127.0.0.1:{g.free_port()}",
                                "--config", str(g.CONFIG_PATH), "--state", "memory"],
                               env=env, cwd=tmp_path, capture_output=True, timeout=20)
         assert proc.returncode == 2, (bad, proc.returncode, proc.stderr[-300:])
         assert "GATEWAY_THREADS" in proc.stderr.decode(), proc.stderr[-300:]
+        assert "listening" not in proc.stderr.decode(), "checked before anything is opened or bound"
 
 
 def test_spend_takes_get_only(gateway, recorder):

@@ -101,6 +101,19 @@ fn open_store(arg: Option<String>) -> Result<(LocalStore, String), String> {
     Ok((LocalStore::File(s), path))
 }
 
+/// `GATEWAY_THREADS` (unset or empty: one worker per core).
+fn worker_threads(var: Option<String>) -> Result<usize, String> {
+    match var.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n @ 1..=1024) => Ok(n),
+            _ => Err(format!(
+                "GATEWAY_THREADS={v:?}: expected a number of worker threads, 1 to 1024"
+            )),
+        },
+    }
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut listen: SocketAddr = ([127, 0, 0, 1], 8317).into();
     let mut config = None;
@@ -231,6 +244,13 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let threads = match worker_threads(std::env::var("GATEWAY_THREADS").ok()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::exit(2);
+        }
+    };
     let mut cfg = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -332,18 +352,6 @@ async fn main() {
     };
     eprintln!("gateway: listening on http://{}", args.listen);
     let seed = u64::from_str_radix(&random_hex(8), 16).unwrap_or(0);
-    let threads = match std::env::var("GATEWAY_THREADS") {
-        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n @ 1..=1024) => n,
-            _ => {
-                eprintln!(
-                    "gateway: GATEWAY_THREADS={v:?}: expected a number of worker threads, 1 to 1024"
-                );
-                std::process::exit(2);
-            }
-        },
-    };
     let deadlines = conn::Deadlines {
         head_ms: sv.header_read_timeout_ms,
         idle_ms: sv.idle_timeout_ms,

@@ -80,11 +80,40 @@ impl Proxies {
         }))
     }
 
-    /// The proxy that forwards a plain `http://` request to `uri`, if one does.
+    /// The proxy that forwards a plain `http://` request to `uri`, if one does. Never one for
+    /// `https://`: its credentials are for the proxy, and inside a tunnel they would reach the
+    /// provider.
     pub(crate) fn forwarding(&self, uri: &http::Uri) -> Option<&Intercept> {
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
         let f = self.forward.as_ref()?;
         self.matcher.intercept(uri).map(|_| f)
     }
+}
+
+/// The variables that name proxies (`NO_PROXY` aside), as curl reads them.
+const PROXY_VARS: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// Why a proxy variable cannot be used: a scheme other than `http://` (the matcher would skip
+/// some, such as `ftp://`, and the traffic would go around the proxy unnoticed).
+pub(crate) fn unsupported_proxy<'a>(
+    vars: impl Iterator<Item = (&'a str, String)>,
+) -> Option<String> {
+    vars.filter_map(|(k, v)| {
+        let (scheme, _) = v.trim().split_once("://")?;
+        (!scheme.eq_ignore_ascii_case("http")).then(|| {
+            format!("{k}: a {scheme}:// proxy; only http:// proxies are supported (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)")
+        })
+    })
+    .next()
 }
 
 fn tls() -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
@@ -102,6 +131,12 @@ pub(crate) struct Connector {
 impl Connector {
     /// Proxies as the environment names them.
     pub(crate) fn new(timeout_ms: u64) -> Result<Self, String> {
+        let vars = PROXY_VARS
+            .iter()
+            .filter_map(|&k| std::env::var(k).ok().map(|v| (k, v)));
+        if let Some(why) = unsupported_proxy(vars) {
+            return Err(why);
+        }
         Self::with_proxies(timeout_ms, Matcher::from_env())
     }
 

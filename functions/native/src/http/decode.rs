@@ -18,10 +18,12 @@ enum Inflate {
 }
 
 impl Inflate {
+    /// Decodes `b`; the flush hands over everything decoded so far (flate2 otherwise keeps a
+    /// write's output until the next one, and an event would wait for the next chunk).
     fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
         match self {
-            Self::Gzip(d) => d.write_all(b),
-            Self::Zlib(d) => d.write_all(b),
+            Self::Gzip(d) => d.write_all(b).and_then(|()| d.flush()),
+            Self::Zlib(d) => d.write_all(b).and_then(|()| d.flush()),
         }
     }
 
@@ -173,6 +175,32 @@ mod tests {
             let got = collect(dec.unwrap_or_else(|| chunks(vec![]))).await;
             assert_eq!(got.ok().as_deref(), Some(&text[..]), "cut at {cut}");
         }
+    }
+
+    #[tokio::test]
+    async fn each_chunk_is_decoded_as_it_arrives() {
+        // Two events, the first sync-flushed: its bytes must come out before the second arrives.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"data: one\n\n").unwrap_or_default();
+        e.flush().unwrap_or_default();
+        let first = std::mem::take(e.get_mut());
+        e.write_all(b"data: two\n\n").unwrap_or_default();
+        let second = e.finish().unwrap_or_default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let input: ByteStream = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let _ = tx.send(Ok(Bytes::from(first)));
+        let mut s = decoder(b"gzip")
+            .map(|d| d(input))
+            .unwrap_or_else(|| chunks(vec![]));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), s.next()).await;
+        let got = got.ok().flatten().and_then(Result::ok);
+        assert_eq!(got.as_deref(), Some(&b"data: one\n\n"[..]));
+        let _ = tx.send(Ok(Bytes::from(second)));
+        drop(tx);
+        assert_eq!(
+            collect(s).await.ok().as_deref(),
+            Some(&b"data: two\n\n"[..])
+        );
     }
 
     #[tokio::test]

@@ -10,11 +10,13 @@ mod decode;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use gw_ports::{ByteStream, HttpClient, TransportError, TransportErrorKind};
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, PROXY_AUTHORIZATION};
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, PROXY_AUTHORIZATION,
+};
 use http_body_util::{BodyExt, Either, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,7 +44,10 @@ struct Inner {
 }
 
 fn pool(connector: &connect::Connector) -> Pool {
+    // The timer lets the pool close idle connections in the background, not only on checkout.
     Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector.clone())
 }
@@ -85,7 +90,11 @@ impl NativeHttp {
         &self,
         mut req: http::Request<ReqBody>,
     ) -> Result<http::Response<ByteStream>, TransportError> {
+        // What reqwest sent by default; some servers answer nothing useful without `Accept`.
         let h = req.headers_mut();
+        if !h.contains_key(ACCEPT) {
+            h.insert(ACCEPT, http::HeaderValue::from_static("*/*"));
+        }
         if !h.contains_key(ACCEPT_ENCODING) {
             h.insert(
                 ACCEPT_ENCODING,
@@ -99,7 +108,9 @@ impl NativeHttp {
             .and_then(|p| p.forwarding(req.uri()))
             .and_then(|i| i.basic_auth())
         {
-            req.headers_mut().insert(PROXY_AUTHORIZATION, auth.clone());
+            req.headers_mut()
+                .entry(PROXY_AUTHORIZATION)
+                .or_insert_with(|| auth.clone());
         }
         let resp = self
             .with_pool(|p| p.request(req))

@@ -268,6 +268,43 @@ async fn refused_connections_are_connect_errors_without_the_url() {
 }
 
 #[test]
+fn proxy_credentials_never_go_with_an_https_request() {
+    // ALL_PROXY with credentials: the plain request carries them to the proxy; the https one
+    // goes through a tunnel, where a Proxy-Authorization header would reach the provider.
+    let m = Matcher::builder()
+        .all("http://user:pa55@127.0.0.1:3128")
+        .build();
+    let c = connect::Connector::with_proxies(1_000, m).unwrap_or_else(|e| panic!("{e}"));
+    let p = c.proxies().unwrap_or_else(|| panic!("no proxies"));
+    let plain = http::Uri::from_static("http://upstream.test/v1");
+    let tls = http::Uri::from_static("https://api.openai.com/v1");
+    assert!(p.forwarding(&plain).and_then(|i| i.basic_auth()).is_some());
+    assert!(p.forwarding(&tls).is_none());
+}
+
+#[test]
+fn proxy_variables_with_other_schemes_are_refused() {
+    let vars = |v: &[(&'static str, &str)]| {
+        connect::unsupported_proxy(v.iter().map(|&(k, v)| (k, v.to_owned())))
+    };
+    assert!(
+        vars(&[
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("http_proxy", "proxy:3128")
+        ])
+        .is_none()
+    );
+    assert!(vars(&[("HTTP_PROXY", "HTTP://proxy:3128")]).is_none());
+    let why = vars(&[
+        ("HTTPS_PROXY", "http://p:1"),
+        ("all_proxy", "ftp://user:pw@p:21"),
+    ]);
+    let why = why.unwrap_or_default();
+    assert!(why.starts_with("all_proxy: a ftp:// proxy"), "{why}");
+    assert!(!why.contains("pw"), "{why}");
+}
+
+#[test]
 fn only_http_proxies_are_accepted() {
     let m = Matcher::builder().all("socks5://127.0.0.1:1080").build();
     let err = connect::Connector::with_proxies(1_000, m)
