@@ -172,11 +172,16 @@ fn body(s: &Scenario, model: &str) -> Bytes {
 /// One request to completion (last body byte); returns its latency.
 /// The peer gateway's address (`--peer`): its requests name their provider in `x-provider`.
 static PEER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The provider the peer's requests name (the scenario's upstream).
+static PEER_PROVIDER: std::sync::Mutex<&str> = std::sync::Mutex::new("openai");
 
 async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
     let mut req = http::Request::post(url);
     if PEER.get().is_some_and(|p| url.starts_with(p.as_str())) {
-        req = req.header("x-provider", "openai");
+        req = req.header(
+            "x-provider",
+            *PEER_PROVIDER.lock().unwrap_or_else(|e| e.into_inner()),
+        );
     }
     let req = req
         .header("content-type", "application/json")

@@ -1,6 +1,7 @@
-//! `--peer BIN`: the same fast-path traffic through our gateway and another gateway (Noveum AI
-//! Gateway: `PORT`, `OPENAI_BASE_URL`, `x-provider: openai`), measured alternately in one run on
-//! the memory store: max throughput, CPU per request at max, and added p50 at a fixed rate.
+//! `--peer BIN`: the same traffic through our gateway and another gateway (Noveum AI Gateway:
+//! `PORT`, `OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, `x-provider`), OpenAI clients to OpenAI (our
+//! fast path) and to Anthropic (translated), measured alternately in one run on the memory store:
+//! max throughput, CPU per request at max, and added p50 at a fixed rate.
 
 use crate::{Cpu, HClient, Scenario, body, fixed_rate, max_throughput, pct, start_gateway};
 use std::net::SocketAddr;
@@ -17,6 +18,10 @@ async fn start_peer(bin: &str, mock_addr: SocketAddr) -> (tokio::process::Child,
         .env("PORT", port.to_string())
         .env("HOST", "127.0.0.1")
         .env("OPENAI_BASE_URL", format!("http://{mock_addr}/openai/v1"))
+        .env(
+            "ANTHROPIC_BASE_URL",
+            format!("http://{mock_addr}/anthropic"),
+        )
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -49,10 +54,14 @@ pub(crate) async fn compare(
         start_gateway(client, gateway, "memory", None, mock_addr).await;
     let (_peer, peer_url, peer_pid) = start_peer(peer_bin, mock_addr).await;
     let _ = crate::PEER.set(peer_url.clone());
-    println!("ours vs {peer_bin}, fast path (OpenAI -> OpenAI), 3 alternating rounds each");
+    println!(
+        "ours vs {peer_bin}, OpenAI clients to OpenAI and to Anthropic, 3 alternating rounds each"
+    );
     let scenarios = [
         ("fast path", "gpt-4o-mini", false),
         ("fast path, streamed", "gpt-4o-mini", true),
+        ("translated", "claude-haiku-4-5", false),
+        ("translated, streamed", "claude-haiku-4-5", true),
     ];
     let sides = [(ours_url.as_str(), ours_pid), (peer_url.as_str(), peer_pid)];
     alternate(client, ["ours", "peer"], sides, &scenarios, rate, secs).await;
@@ -105,6 +114,13 @@ async fn alternate(
         format!("{b} p50"),
     );
     for &(name, model, stream) in scenarios {
+        *crate::PEER_PROVIDER
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = if model.starts_with("claude") {
+            "anthropic"
+        } else {
+            "openai"
+        };
         let s = Scenario {
             name,
             path: "/v1/chat/completions",
