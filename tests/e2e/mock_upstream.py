@@ -62,6 +62,8 @@ with* one of the trigger names below; the rest of the name is free, e.g. `mock-f
                        `<html>not json`, the rest of the stream is normal
     mock-gzip          not streamed: the normal answer gzip-compressed with `Content-Encoding: gzip`, whatever
                        the request's Accept-Encoding; streamed: a normal stream
+    mock-gzip-drip     OpenAI chat, streamed: the stream gzip-compressed (`Content-Encoding: gzip`), each event
+                       sync-flushed in a chunk of its own, and GZIP_DRIP_PAUSE seconds after the first text delta
 
 Run standalone: python3 mock_upstream.py --port 8999 --openai-key K1 --anthropic-key K2 --groq-key K3 --gemini-key K4
 (Bedrock then takes mock_bedrock.DEFAULT_KEYS' credentials, SigV4 region us-east-1.)
@@ -82,6 +84,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -105,8 +108,10 @@ ENDLESS_LIMIT = 512 * 1024 * 1024  # ...and the most it sends
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
              b"<body><h1>Bad Gateway</h1><p>mock-html: a proxy in front of the API answered with a page.</p></body></html>\n")
 HTML_EVENT_DATA = b"<html>not json"
+GZIP_DRIP_PAUSE = 1.0
 
 TRIGGERS = (  # longest first: mock-slow-body must win over mock-slow
+    "mock-gzip-drip",
     "mock-endless-line",
     "mock-filtered",
     "mock-stream-error",
@@ -1850,6 +1855,17 @@ class Handler(BaseHTTPRequestHandler):
         if trig == "mock-html":
             self.start_stream(extra_headers)
             self.write_events([sse(HTML_EVENT_DATA)] + [sse(e) for e in events[1:]] + [sse(b"[DONE]")])
+            self.end_stream()
+            return
+        if trig == "mock-gzip-drip":
+            self.start_stream({**extra_headers, "Content-Encoding": "gzip"})
+            z = zlib.compressobj(wbits=31)  # the gzip container
+            first_text = next((i for i, e in enumerate(events) if (e.get("choices") or [{}])[0].get("delta", {}).get("content")), 0)
+            for i, ev in enumerate([sse(e) for e in events] + [sse(b"[DONE]")]):
+                self.chunk(z.compress(ev) + z.flush(zlib.Z_SYNC_FLUSH))
+                if i == first_text:
+                    time.sleep(GZIP_DRIP_PAUSE)
+            self.chunk(z.flush())
             self.end_stream()
             return
         self.start_stream(extra_headers)

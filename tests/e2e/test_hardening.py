@@ -830,6 +830,35 @@ def test_h10_gzip_answer_is_decoded(fresh_gateway, recorder, mock, tag, client, 
         assert res.text == f"echo: Again {tag}"
 
 
+@pytest.mark.parametrize("client", ["openai", "anthropic"], ids=["openai-fast", "anthropic-from-openai"])
+def test_h10_a_gzip_stream_is_decoded_as_it_arrives(fresh_gateway, recorder, mock, tag, client):
+    """The upstream compresses its stream and pauses after the first text delta: that delta reaches the client
+    before the pause ends (a decoder holding output until more input would deliver it only at the end)."""
+    pause = 1.0  # mock_upstream.GZIP_DRIP_PAUSE
+    first = None
+    text = ""
+    if client == "openai":
+        stream = g.openai_client(fresh_gateway, recorder).chat.completions.create(
+            model="openai/mock-gzip-drip", stream=True, messages=[{"role": "user", "content": f"Drip {tag}"}])
+        for ch in stream:
+            if ch.choices and ch.choices[0].delta.content:
+                first = first or time.monotonic()
+                text += ch.choices[0].delta.content
+    else:
+        with g.anthropic_client(fresh_gateway, recorder).messages.stream(
+                model="openai/mock-gzip-drip", max_tokens=100,
+                messages=[{"role": "user", "content": f"Drip {tag}"}]) as stream:
+            for ev in stream:
+                if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
+                    first = first or time.monotonic()
+                    text += ev.delta.text
+    end = time.monotonic()
+    assert text == f"echo: Drip {tag}"
+    assert first is not None and end - first >= pause * 0.7, \
+        f"the first delta came {end - first if first else None:.3f} s before the end, the upstream paused {pause} s"
+    assert mock.with_nonce(tag)[0]["path"] == g.UPSTREAM_PATH["openai"]
+
+
 # ================================================================================================
 # h11: a client that leaves before the first byte: outcome client_disconnected, status 499, attempt cancelled.
 
