@@ -18,6 +18,10 @@ use std::sync::Arc;
 
 /// Most bytes gathered from already-buffered upstream chunks into one client write.
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// Executor turns given to the upstream's connection before a coalesced write goes out.
+const IDLE_TURNS: u32 = 3;
+/// Executor turns one write may wait through in all.
+const MAX_TURNS: u32 = 128;
 
 #[expect(
     clippy::large_enum_variant,
@@ -160,10 +164,24 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
             };
             // Coalesce what the upstream already delivered into one write (bounded), so a burst
             // of small chunks costs one syscall instead of one each; nothing waits for more data.
+            // An HTTP client hands over one chunk at a time from its connection task, which
+            // decodes the next (often already read) only when it runs: so when nothing is ready,
+            // let the executor run other tasks a few turns (hyper's needs two), and stop after
+            // `IDLE_TURNS` that bring nothing. A turn costs a task switch, a write a syscall.
+            // `MAX_TURNS` in all bounds what a steady upstream can hold back.
+            let (mut idle, mut turns) = (0, 0);
             while !r.finished && out.len() < COALESCE_LIMIT {
                 match r.rest.next().now_or_never() {
-                    None => break,
-                    Some(Some(Ok(bytes))) => out.extend_from_slice(&r.process(&bytes, false)),
+                    None if idle == IDLE_TURNS || turns == MAX_TURNS => break,
+                    None => {
+                        crate::util::YieldOnce::default().await;
+                        idle += 1;
+                        turns += 1;
+                    }
+                    Some(Some(Ok(bytes))) => {
+                        idle = 0;
+                        out.extend_from_slice(&r.process(&bytes, false));
+                    }
                     Some(Some(Err(e))) => out.extend_from_slice(&r.fail(ApiError::new(
                         ErrorKind::Api,
                         format!("upstream stream broke: {}", e.message),

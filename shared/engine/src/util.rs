@@ -53,3 +53,24 @@ pub(crate) async fn read_all(body: &mut ByteStream, limit: usize) -> Result<Byte
     }
     Ok(buf.freeze())
 }
+
+/// Returns `Pending` once (having asked to be polled again): other ready tasks on the executor
+/// run before the caller goes on. Any executor, no runtime API.
+#[derive(Default)]
+pub(crate) struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}

@@ -29,6 +29,9 @@ pub enum Script {
     SseThenBreak(Vec<&'static str>),
     /// Sends these chunks, then stays open without sending more.
     SseThenHang(Vec<&'static str>),
+    /// A 200 stream of these chunks, each after the reader has let the executor run twice (as a
+    /// client's connection task hands over chunks it already read).
+    SseHandedOver(Vec<&'static str>),
     /// The connection is refused.
     Refused,
     /// No answer, ever.
@@ -92,6 +95,24 @@ impl HttpClient for FakeHttp {
                     )),
                 ),
                 Script::SseThenBreak(v) => resp(200, chunks(v, true)),
+                Script::SseHandedOver(v) => {
+                    let mut items = v.into_iter();
+                    let mut turns = 0;
+                    resp(
+                        200,
+                        Box::pin(futures_util::stream::poll_fn(move |cx| {
+                            if turns < 2 {
+                                turns += 1;
+                                cx.waker().wake_by_ref();
+                                return std::task::Poll::Pending;
+                            }
+                            turns = 0;
+                            std::task::Poll::Ready(
+                                items.next().map(|c| Ok(Bytes::from_static(c.as_bytes()))),
+                            )
+                        })),
+                    )
+                }
                 Script::SseThenHang(v) => resp(
                     200,
                     Box::pin(chunks(v, false).chain(futures_util::stream::pending())),

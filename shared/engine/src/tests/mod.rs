@@ -301,6 +301,35 @@ fn a_stream_that_breaks_after_the_first_byte_ends_with_an_error_event() {
 }
 
 #[test]
+fn a_burst_handed_over_a_chunk_at_a_time_goes_out_in_one_write() {
+    // As hyper's client delivers a stream it read at once: one chunk per executor turn. The
+    // relay lets it run and writes the burst once, not once per event, on both paths.
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let script = Script::SseHandedOver(OAI_STREAM.to_vec());
+        let (g, lines) = gateway(vec![("oa", script)], false);
+        let mut req = post(
+            path,
+            json!({"model": "gpt-x", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        req.headers_mut()
+            .insert("x-api-key", http::HeaderValue::from_static("proxy-key-123"));
+        let writes: Vec<Bytes> = block_on(async {
+            let h = g.handle(req, "rid-1".into()).await;
+            let chunks = h.response.into_body().collect().await;
+            h.after.await;
+            chunks
+        });
+        assert_eq!(writes.len(), 1, "{path}: {} writes", writes.len());
+        let body = String::from_utf8_lossy(&writes[0]);
+        assert!(
+            body.contains("Hel") && body.contains("lo"),
+            "{path}: {body}"
+        );
+        assert_eq!(last_log(&lines)["outcome"], "ok", "{path}");
+    }
+}
+
+#[test]
 fn a_dropped_client_stream_is_logged_as_disconnected() {
     let (g, lines) = gateway(
         vec![("oa", Script::SseThenHang(OAI_STREAM[..2].to_vec()))],
