@@ -121,6 +121,7 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
             if r.finished {
                 return None;
             }
+            let opening = r.first.is_some();
             let chunk = match r.first.take() {
                 Some(f) => Some(Ok(f)),
                 // Arm the idle timer only when the upstream has nothing buffered.
@@ -168,11 +169,12 @@ pub(crate) fn stream_response<H: HttpClient, C: Clock, L: LogSink, S: StateStore
             // decodes the next (often already read) only when it runs: so when nothing is ready,
             // let the executor run other tasks a few turns (hyper's needs two), and stop after
             // `IDLE_TURNS` that bring nothing. A turn costs a task switch, a write a syscall.
-            // `MAX_TURNS` in all bounds what a steady upstream can hold back.
+            // `MAX_TURNS` in all bounds what a steady upstream can hold back. The opening write
+            // never waits: the time to the first token is what a streaming client feels.
             let (mut idle, mut turns) = (0, 0);
             while !r.finished && out.len() < COALESCE_LIMIT {
                 match r.rest.next().now_or_never() {
-                    None if idle == IDLE_TURNS || turns == MAX_TURNS => break,
+                    None if opening || idle == IDLE_TURNS || turns == MAX_TURNS => break,
                     None => {
                         crate::util::YieldOnce::default().await;
                         idle += 1;
