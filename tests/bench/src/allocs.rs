@@ -77,16 +77,7 @@ pub(crate) async fn per_request() -> Vec<(&'static str, f64, f64)> {
     );
     gw.batch_ledger(1_000); // as the local server runs it
     let mut out = Vec::new();
-    for (name, model, stream) in [
-        ("OpenAI->OpenAI (fast path)", "gpt-4o-mini", false),
-        ("OpenAI->OpenAI (fast path), streamed", "gpt-4o-mini", true),
-        ("OpenAI->Anthropic (translated)", "claude-haiku-4-5", false),
-        (
-            "OpenAI->Anthropic (translated), streamed",
-            "claude-haiku-4-5",
-            true,
-        ),
-    ] {
+    for (name, model, stream) in crate::CHAT {
         let one = || async {
             let h = gw.handle(request(model, stream), "bench".into()).await;
             assert!(

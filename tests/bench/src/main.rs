@@ -289,6 +289,42 @@ impl Cpu {
     }
 }
 
+/// The chat scenarios every comparison runs: (name, model, streamed). The mock serves `gpt-*`
+/// as OpenAI and `claude-*` as Anthropic, so the second pair is translated.
+pub(crate) const CHAT: [(&str, &str, bool); 4] = [
+    ("OpenAI->OpenAI (fast path)", "gpt-4o-mini", false),
+    ("OpenAI->OpenAI (fast path), streamed", "gpt-4o-mini", true),
+    ("OpenAI->Anthropic (translated)", "claude-haiku-4-5", false),
+    (
+        "OpenAI->Anthropic (translated), streamed",
+        "claude-haiku-4-5",
+        true,
+    ),
+];
+
+/// A port on 127.0.0.1 nothing listens on (the OS picks it).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Waits (up to 10 s) until a server accepts connections on `port`, then a moment for the rest
+/// of its start-up.
+pub(crate) async fn wait_listening(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 /// Starts `gw-bench --mock-only` and reads the address it serves on.
 async fn start_mock() -> (tokio::process::Child, SocketAddr, u32) {
     use tokio::io::AsyncBufReadExt;
@@ -674,8 +710,7 @@ async fn main() {
         println!("gateway config: {f}");
     }
     let client = http_client();
-    let (mut child, gw, pid) =
-        start_gateway(&client, &gateway, &state, config.as_deref(), mock_addr).await;
+    let (mut child, gw, pid) = start_gateway(&gateway, &state, config.as_deref(), mock_addr).await;
     println!("gateway RSS idle: {:.1} MB", rss_mb(pid));
 
     let scenarios = [
@@ -851,20 +886,15 @@ fn flag(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
-/// Starts the gateway on a free port in front of the mock; returns it, its URL and pid once
-/// `/health` answers.
+/// Starts the gateway on a free port in front of the mock; returns it, its URL and pid once it
+/// accepts connections.
 async fn start_gateway(
-    client: &HClient,
     gateway: &str,
     state: &str,
     config: Option<&str>,
     mock_addr: SocketAddr,
 ) -> (tokio::process::Child, String, u32) {
-    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let gw_port = free_port();
     let child = tokio::process::Command::new(gateway)
         .args([
             "--listen",
@@ -889,20 +919,9 @@ async fn start_gateway(
         .unwrap_or_else(|e| {
             panic!("cannot start {gateway}: {e} (build it: cargo build --release -p gw-local)")
         });
-    let pid = child.id().unwrap();
-    let gw = format!("http://127.0.0.1:{gw_port}");
-    for _ in 0..100 {
-        if client
-            .get(format!("{gw}/health").parse().unwrap())
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    (child, gw, pid)
+    let pid = child.id().expect("the gateway exited at once");
+    wait_listening(gw_port).await;
+    (child, format!("http://127.0.0.1:{gw_port}"), pid)
 }
 
 /// `--limits-compare FILE`: the same chat scenarios through two gateways on the memory store, one
@@ -916,9 +935,8 @@ async fn limits_compare(
     rate: u64,
     secs: u64,
 ) {
-    let (_off, off_url, off_pid) = start_gateway(client, gateway, "memory", None, mock_addr).await;
-    let (_on, on_url, on_pid) =
-        start_gateway(client, gateway, "memory", Some(limits), mock_addr).await;
+    let (_off, off_url, off_pid) = start_gateway(gateway, "memory", None, mock_addr).await;
+    let (_on, on_url, on_pid) = start_gateway(gateway, "memory", Some(limits), mock_addr).await;
     println!(
         "limits and budgets off vs on ({limits}), memory store, {rate} req/s for {secs} s, 3 alternating rounds"
     );
@@ -926,17 +944,7 @@ async fn limits_compare(
         "{:<42} {:>12} {:>12} {:>7} {:>11} {:>11}",
         "scenario", "cpu/req off", "cpu/req on", "ratio", "p50 off", "p50 on"
     );
-    let scenarios = [
-        ("OpenAI->OpenAI (fast path)", "gpt-4o-mini", false),
-        ("OpenAI->OpenAI (fast path), streamed", "gpt-4o-mini", true),
-        ("OpenAI->Anthropic (translated)", "claude-haiku-4-5", false),
-        (
-            "OpenAI->Anthropic (translated), streamed",
-            "claude-haiku-4-5",
-            true,
-        ),
-    ];
-    for (name, model, stream) in scenarios {
+    for (name, model, stream) in CHAT {
         let s = Scenario {
             name,
             path: "/v1/chat/completions",

@@ -3,17 +3,16 @@
 //! fast path) and to Anthropic (translated), measured alternately in one run on the memory store:
 //! max throughput, CPU per request at max, and added p50 at a fixed rate.
 
-use crate::{Cpu, HClient, Scenario, body, fixed_rate, max_throughput, pct, start_gateway};
+use crate::{
+    CHAT, Cpu, HClient, Scenario, body, fixed_rate, free_port, max_throughput, pct, start_gateway,
+    wait_listening,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Starts the peer on a free port and waits until it accepts connections.
 async fn start_peer(bin: &str, mock_addr: SocketAddr) -> (tokio::process::Child, String, u32) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = tokio::process::Command::new(bin)
         .env("PORT", port.to_string())
         .env("HOST", "127.0.0.1")
@@ -28,17 +27,8 @@ async fn start_peer(bin: &str, mock_addr: SocketAddr) -> (tokio::process::Child,
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the peer {bin}: {e}"));
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap();
+    let pid = child.id().expect("the peer exited at once");
+    wait_listening(port).await;
     (child, format!("http://127.0.0.1:{port}"), pid)
 }
 
@@ -50,21 +40,14 @@ pub(crate) async fn compare(
     rate: u64,
     secs: u64,
 ) {
-    let (_ours, ours_url, ours_pid) =
-        start_gateway(client, gateway, "memory", None, mock_addr).await;
+    let (_ours, ours_url, ours_pid) = start_gateway(gateway, "memory", None, mock_addr).await;
     let (_peer, peer_url, peer_pid) = start_peer(peer_bin, mock_addr).await;
     let _ = crate::PEER.set(peer_url.clone());
     println!(
         "ours vs {peer_bin}, OpenAI clients to OpenAI and to Anthropic, 3 alternating rounds each"
     );
-    let scenarios = [
-        ("fast path", "gpt-4o-mini", false),
-        ("fast path, streamed", "gpt-4o-mini", true),
-        ("translated", "claude-haiku-4-5", false),
-        ("translated, streamed", "claude-haiku-4-5", true),
-    ];
     let sides = [(ours_url.as_str(), ours_pid), (peer_url.as_str(), peer_pid)];
-    alternate(client, ["ours", "peer"], sides, &scenarios, rate, secs).await;
+    alternate(client, ["ours", "peer"], sides, rate, secs).await;
 }
 
 /// `--compare BIN`: our gateway against another build of it (before / after a change), all four
@@ -77,32 +60,25 @@ pub(crate) async fn compare_builds(
     rate: u64,
     secs: u64,
 ) {
-    let (_a, a_url, a_pid) = start_gateway(client, gateway, "memory", None, mock_addr).await;
-    let (_b, b_url, b_pid) = start_gateway(client, other, "memory", None, mock_addr).await;
+    let (_a, a_url, a_pid) = start_gateway(gateway, "memory", None, mock_addr).await;
+    let (_b, b_url, b_pid) = start_gateway(other, "memory", None, mock_addr).await;
     println!("A: {gateway}; B: {other}; memory store, 3 alternating rounds each");
-    let scenarios = [
-        ("fast path", "gpt-4o-mini", false),
-        ("fast path, streamed", "gpt-4o-mini", true),
-        ("translated", "claude-haiku-4-5", false),
-        ("translated, streamed", "claude-haiku-4-5", true),
-    ];
     let sides = [(a_url.as_str(), a_pid), (b_url.as_str(), b_pid)];
-    alternate(client, ["A", "B"], sides, &scenarios, rate, secs).await;
+    alternate(client, ["A", "B"], sides, rate, secs).await;
 }
 
-/// Measures each scenario on two gateways in turn, three rounds: max throughput (32 connections),
+/// Measures each chat scenario on two gateways in turn, three rounds: max throughput (32 connections),
 /// gateway CPU per request at max, and p50 at `rate`. Ratios are first / second.
 async fn alternate(
     client: &HClient,
     names: [&str; 2],
     sides: [(&str, u32); 2],
-    scenarios: &[(&'static str, &'static str, bool)],
     rate: u64,
     secs: u64,
 ) {
     let [a, b] = names;
     println!(
-        "{:<24} {:>10} {:>10} {:>6} {:>11} {:>11} {:>6} {:>9} {:>9}",
+        "{:<42} {:>10} {:>10} {:>6} {:>11} {:>11} {:>6} {:>9} {:>9}",
         "scenario",
         format!("{a} req/s"),
         format!("{b} req/s"),
@@ -113,7 +89,7 @@ async fn alternate(
         format!("{a} p50"),
         format!("{b} p50"),
     );
-    for &(name, model, stream) in scenarios {
+    for (name, model, stream) in CHAT {
         *crate::PEER_PROVIDER
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = if model.starts_with("claude") {
@@ -143,7 +119,7 @@ async fn alternate(
             }
         }
         println!(
-            "{name:<24} {:>10.0} {:>10.0} {:>5.2}x {:>9.1}us {:>9.1}us {:>5.2}x {:>7.3}ms {:>7.3}ms",
+            "{name:<42} {:>10.0} {:>10.0} {:>5.2}x {:>9.1}us {:>9.1}us {:>5.2}x {:>7.3}ms {:>7.3}ms",
             tput[0],
             tput[1],
             tput[0] / tput[1],
