@@ -103,7 +103,7 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Gateway<H, C, L, S> {
             let admitted = limit::admit(
                 &self.inner,
                 p,
-                signer,
+                &bkey,
                 &target.model,
                 est,
                 now.0 / 1000,

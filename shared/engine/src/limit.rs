@@ -4,7 +4,6 @@
 
 use crate::Inner;
 use futures_util::future::join_all;
-use gw_auth::Signer;
 use gw_model::{ApiError, ErrorKind, Usage};
 use gw_ports::{Clock, HttpClient, LogSink};
 use gw_route::{Budget, Limits, Period, Provider};
@@ -151,10 +150,12 @@ pub(crate) fn key_scopes(k: &gw_route::KeySpec) -> Vec<Scope> {
 
 /// The scopes of one target: the provider's credential and the model there, and the
 /// provider's budget (all its credentials together).
-pub(crate) fn target_scopes(p: &Provider, signer: &Signer, model: &str) -> Vec<Scope> {
+/// `bkey` is the credential's breaker key (`breaker:ID[:FINGERPRINT]`): its limits are keyed
+/// the same way.
+pub(crate) fn target_scopes(p: &Provider, bkey: &str, model: &str) -> Vec<Scope> {
     let mut out = Vec::new();
     if p.limits.is_set() {
-        let key = crate::record::breaker_key(p, signer).replacen("breaker:", "lim:p:", 1);
+        let key = format!("lim:p:{}", bkey.strip_prefix("breaker:").unwrap_or(bkey));
         out.push(Scope::limits(
             key,
             format!("providers.{}.limits", p.id),
@@ -436,17 +437,16 @@ pub(crate) enum Admission {
 pub(crate) async fn admit<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     inner: &Inner<H, C, L, S>,
     p: &Provider,
-    signer: &Signer,
+    bkey: &str,
     model: &str,
     estimate: Amounts,
     now_ms: u64,
     mut store_error: impl FnMut(&str),
 ) -> Admission {
-    let bkey = crate::record::breaker_key(p, signer);
-    let scopes = target_scopes(p, signer, model);
+    let scopes = target_scopes(p, bkey, model);
     let admit_cmd = Command::Admit(inner.cfg.breaker.clone());
     let (admitted, (reserved, failed)) =
-        futures_util::future::join(inner.store_apply(&bkey, &admit_cmd, now_ms), async {
+        futures_util::future::join(inner.store_apply(bkey, &admit_cmd, now_ms), async {
             if scopes.is_empty() {
                 (Ok(Vec::new()), None)
             } else {

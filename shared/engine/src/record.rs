@@ -33,15 +33,10 @@ pub(crate) struct Deferred {
 /// The breaker key of a provider and credential: a different key for the same provider gets its
 /// own breaker, and the credential itself never reaches the store.
 pub(crate) fn breaker_key(p: &Provider, signer: &Signer) -> String {
-    let fp = p.fingerprint_of(signer);
-    let mut k = String::with_capacity(9 + p.id.len() + fp.as_ref().map_or(0, |f| f.len()));
-    k.push_str("breaker:");
-    k.push_str(&p.id);
-    if let Some(f) = fp {
-        k.push(':');
-        k.push_str(&f);
+    match p.fingerprint_of(signer) {
+        Some(f) => format!("breaker:{}:{f}", p.id),
+        None => format!("breaker:{}", p.id),
     }
-    k
 }
 
 /// The deferred writes of one request, as one future for the runtime to drive.
