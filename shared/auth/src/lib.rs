@@ -52,9 +52,14 @@ pub use signer::{SignError, Signer};
 /// A short, stable, non-reversible tag for a secret (16 hex chars of its SHA-256), to key state
 /// by credential without storing the credential.
 pub fn fingerprint(secret: &str) -> String {
+    hex(&digest(secret)[..8])
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(16);
-    for b in &digest(secret)[..8] {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
@@ -100,23 +105,31 @@ impl Scrubber {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        let mut forms: Vec<_> = secrets
-            .iter()
-            .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+        // A secret with partial forms contains its prefix: searching for that finds it too.
+        let mut forms: Vec<_> = Self::partials(&secrets).flatten().collect();
+        forms.extend(
+            secrets
+                .iter()
+                .filter(|s| !Self::has_partials(s))
+                .map(String::as_str),
+        );
+        let forms = forms
+            .into_iter()
+            .map(|f| memchr::memmem::Finder::new(f.as_bytes()).into_owned())
             .collect();
-        for s in Self::partials(&secrets) {
-            for part in s {
-                forms.push(memchr::memmem::Finder::new(part.as_bytes()).into_owned());
-            }
-        }
         Self { secrets, forms }
+    }
+
+    /// Whether `s` is long enough to have an 8-character prefix and suffix of its own.
+    fn has_partials(s: &str) -> bool {
+        s.len() >= 16 && s.is_char_boundary(8) && s.is_char_boundary(s.len() - 8)
     }
 
     /// The 8-character prefix and suffix of each secret long enough to have them.
     fn partials(secrets: &[String]) -> impl Iterator<Item = [&str; 2]> {
         secrets
             .iter()
-            .filter(|s| s.len() >= 16 && s.is_char_boundary(8) && s.is_char_boundary(s.len() - 8))
+            .filter(|s| Self::has_partials(s))
             .map(|s| [&s[..8], &s[s.len() - 8..]])
     }
 

@@ -3,6 +3,7 @@
 //! Verified against the AWS signing test suite (tests/aws-signing-test-suite). Used for DynamoDB
 //! (shared state) and, later, Bedrock.
 
+use crate::hex;
 use bytes::Bytes;
 use gw_codec::percent_decode;
 use hmac::{Hmac, Mac};
@@ -184,10 +185,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     m.update(data);
     m.finalize().into_bytes().to_vec()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// RFC 3986 unreserved characters stay; everything else is `%XX`. Slashes stay in paths.
