@@ -32,7 +32,8 @@ const USAGE: &str = "usage: gateway [--listen ADDR] [--config FILE]
                   other instances (AWS_REGION, AWS_ACCESS_KEY_ID, ..., AWS_ENDPOINT_URL_DYNAMODB)
 
 Proxy key: GATEWAY_PROXY_KEY, or named keys in the config; with neither, a key is generated
-and printed once. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
+and printed once. GATEWAY_THREADS: worker threads (1 to 1024; default one per core). Outbound
+calls go through HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (http:// proxies) except NO_PROXY. Provider keys come from the variables named in the config (OPENAI_API_KEY, ...);
 base URLs can be overridden with <PROVIDER>_BASE_URL.";
 
 /// The gateway as the local server runs it.
@@ -244,13 +245,6 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let threads = match worker_threads(std::env::var("GATEWAY_THREADS").ok()) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            std::process::exit(2);
-        }
-    };
     let mut cfg = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -266,6 +260,13 @@ async fn main() {
         print!("{}", check::report(&cfg, name));
         return;
     }
+    let threads = match worker_threads(std::env::var("GATEWAY_THREADS").ok()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::exit(2);
+        }
+    };
     if cfg.keys.is_empty() {
         let key = format!("gw-{}", random_hex(24));
         eprintln!(

@@ -1,6 +1,7 @@
 //! Ports for the native runtimes (the local server and AWS Lambda): outbound HTTP on hyper
-//! (rustls, proxies from the environment, gzip), the system clock, one log line per write to
-//! stderr, and a DynamoDB store configured the AWS way. Both binaries use these, so they cannot drift apart.
+//! (rustls, proxies from the environment, gzip), the system clock, log lines to stderr (each at
+//! once, or buffered for the local server), and a DynamoDB store configured the AWS way. Both
+//! binaries use these, so they cannot drift apart.
 
 use gw_auth::sigv4::Credentials;
 use gw_ports::{Clock, LogSink, Timestamp};

@@ -111,3 +111,16 @@ fn a_limit_of_zero_is_a_config_error_with_its_path() {
     let e = Config::load(&yaml, "t.yaml", &|_| None).unwrap_err();
     assert!(e.to_string().contains("rps"), "{e}");
 }
+
+#[test]
+fn a_credentials_limits_are_keyed_like_its_breaker() {
+    // Stored counters survive upgrades only if their keys do: `lim:p:` + the breaker key's rest.
+    let (g, _) = limited_gateway();
+    let p = g.inner.cfg.providers.iter().find(|p| p.id == "oa").unwrap();
+    let bkey = crate::record::breaker_key(p, &p.signer);
+    let fp = gw_auth::fingerprint(&test_env("OA_KEY").unwrap());
+    assert_eq!(bkey, format!("breaker:oa:{fp}"));
+    let scopes = crate::limit::target_scopes(p, &bkey, "gpt-x");
+    assert_eq!(scopes[0].key, format!("lim:p:oa:{fp}"));
+    assert_eq!(scopes[0].path, "providers.oa.limits");
+}
