@@ -335,6 +335,33 @@ fn a_burst_handed_over_a_chunk_at_a_time_goes_out_in_two_writes() {
 }
 
 #[test]
+fn a_steady_stream_is_not_held_back_past_the_turn_budget() {
+    // 200 events handed over one turn pair each: no write waits through more than MAX_TURNS
+    // (128) turns, so a write holds at most 65 of them (64 waited for, one ready) and a steady
+    // upstream keeps flowing. The usage-only chunk is dropped (the client did not ask for it).
+    const MID: &str = "data: {\"id\":\"c1\",\"model\":\"gpt-x\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
+    let mut events = vec![OAI_STREAM[0]];
+    events.extend(std::iter::repeat_n(MID, 200));
+    events.extend_from_slice(&OAI_STREAM[1..]);
+    let (g, _) = gateway(vec![("oa", Script::SseHandedOver(events))], false);
+    let req = post(
+        "/v1/chat/completions",
+        json!({"model": "gpt-x", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let writes: Vec<Bytes> = block_on(async {
+        let h = g.handle(req, "rid-1".into()).await;
+        h.response.into_body().collect().await
+    });
+    let per_write: Vec<usize> = writes
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).matches("data: ").count())
+        .collect();
+    assert_eq!(per_write.iter().sum::<usize>(), 203, "{per_write:?}");
+    assert!(per_write.len() >= 4, "{per_write:?}");
+    assert!(per_write.iter().all(|&n| n <= 65), "{per_write:?}");
+}
+
+#[test]
 fn a_dropped_client_stream_is_logged_as_disconnected() {
     let (g, lines) = gateway(
         vec![("oa", Script::SseThenHang(OAI_STREAM[..2].to_vec()))],
