@@ -79,8 +79,9 @@ impl Histogram {
 
 #[derive(Default)]
 struct State {
-    /// Reused to build series names.
+    /// Reused to build series names: the target's labels, and a whole series name.
     scratch: String,
+    scratch_key: String,
     requests: BTreeMap<String, u64>,
     tokens: BTreeMap<String, Histogram>,
     token_totals: BTreeMap<String, u64>,
@@ -166,7 +167,8 @@ impl Metrics {
                 .or(r.model.as_deref())
                 .unwrap_or("")),
         );
-        let mut key = String::with_capacity(target.len() + 96);
+        let mut key = std::mem::take(&mut s.scratch_key);
+        key.clear();
         let _ = write!(
             key,
             "{target},client_format=\"{}\",status_class=\"{}xx\",error_type=\"{}\"",
@@ -205,6 +207,7 @@ impl Metrics {
             }
         }
         s.scratch = target;
+        s.scratch_key = key;
     }
 
     /// The text exposition.
@@ -289,5 +292,18 @@ impl Metrics {
                 .render(&mut out, "gateway_overhead_seconds", "", &SECOND_BUCKETS);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Esc;
+
+    #[test]
+    fn label_values_are_escaped_and_cut_at_128_characters() {
+        // A model name comes from the client: it must not break out of its label.
+        assert_eq!(Esc("a\\b\"c\nd").to_string(), "a\\\\b\\\"c\\nd");
+        let long = "é".repeat(200);
+        assert_eq!(Esc(&long).to_string(), "é".repeat(128));
     }
 }
