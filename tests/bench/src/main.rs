@@ -169,13 +169,14 @@ fn body(s: &Scenario, model: &str) -> Bytes {
     Bytes::from(b)
 }
 
-/// One request to completion (last body byte); returns its latency.
 /// The peer gateway's address (`--peer`): its requests name their provider in `x-provider`.
 static PEER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// The provider the peer's requests name (the scenario's upstream).
 static PEER_PROVIDER: std::sync::Mutex<&str> = std::sync::Mutex::new("openai");
 
-async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
+/// One request to completion (last body byte); returns its latency and, when the body had any,
+/// the time to its first byte.
+async fn one(client: &HClient, url: &str, body: Bytes) -> (Duration, Option<Duration>) {
     let mut req = http::Request::post(url);
     if PEER.get().is_some_and(|p| url.starts_with(p.as_str())) {
         req = req.header(
@@ -201,16 +202,11 @@ async fn one(client: &HClient, url: &str, body: Bytes) -> Duration {
             first = Some(t.elapsed());
         }
     }
-    if let Some(d) = first {
-        FIRST_BYTES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(d);
-    }
-    t.elapsed()
+    (t.elapsed(), first)
 }
 
-/// Time to the first body byte of every request since the last `take_first_bytes`.
+/// Time to the first body byte of every fixed-rate request since the last `take_first_bytes`
+/// (the closed loop records none: its client CPU is measured).
 static FIRST_BYTES: std::sync::Mutex<Vec<Duration>> = std::sync::Mutex::new(Vec::new());
 
 fn take_first_bytes() -> Vec<Duration> {
@@ -240,9 +236,16 @@ async fn fixed_rate(
         tasks.push(tokio::spawn(async move { one(&c, &u, b).await }));
     }
     let mut out = Vec::new();
+    let mut firsts = Vec::new();
     for t in tasks {
-        out.push(t.await.unwrap());
+        let (total, first) = t.await.unwrap();
+        out.push(total);
+        firsts.extend(first);
     }
+    FIRST_BYTES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(firsts);
     out
 }
 
