@@ -9,6 +9,7 @@ use gw_state::{Command, Record, Reply, StateStore, StoreError, apply, is_live};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +31,8 @@ struct Inner {
     /// `None` once closed.
     tx: Mutex<Option<mpsc::Sender<Write>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The view's size that triggers the next sweep of expired records.
+    sweep_at: AtomicUsize,
 }
 
 /// State in a redb file; clones share it.
@@ -62,6 +65,7 @@ impl RedbStore {
             view: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            sweep_at: AtomicUsize::new(SWEEP_AT),
         })))
     }
 
@@ -92,17 +96,17 @@ impl RedbStore {
     fn run(&self, key: &str, cmd: &Command, now_ms: u64) -> Result<Reply, StoreError> {
         let inner = &self.0;
         let mut view = inner.view.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = match view.get(key) {
-            Some(r) => r.clone(),
+        if !view.contains_key(key) {
             // First use of the key since start: the file has what an earlier run left.
-            None => {
-                let r = Self::read(&inner.db, key)?;
-                view.insert(key.to_owned(), r.clone());
-                r
-            }
+            let r = Self::read(&inner.db, key)?;
+            view.insert(key.to_owned(), r);
         }
-        .filter(|r| is_live(r, now_ms));
-        let (next, reply) = apply(prev.as_ref(), cmd, now_ms);
+        // Applied on the view's record in place: a command that changes nothing copies nothing.
+        let prev = view
+            .get(key)
+            .and_then(Option::as_ref)
+            .filter(|r| is_live(r, now_ms));
+        let (next, reply) = apply(prev, cmd, now_ms);
         if let Some(n) = next {
             let bytes = serde_json::to_vec(&n).map_err(err)?;
             // Sent under the view's lock: changes to one key reach the file in order.
@@ -111,8 +115,14 @@ impl RedbStore {
             tx.send(Write::Put(key.to_owned(), bytes))
                 .map_err(|_| err("the state writer stopped"))?;
             view.insert(key.to_owned(), Some(n));
-            if view.len() > SWEEP_AT {
+            // Expired records go once the view has doubled since the last sweep, so a large
+            // live set is not swept on every write.
+            let sweep_at = inner.sweep_at.load(Ordering::Relaxed);
+            if view.len() > sweep_at {
                 view.retain(|_, r| r.as_ref().is_some_and(|r| is_live(r, now_ms)));
+                inner
+                    .sweep_at
+                    .store(SWEEP_AT.max(2 * view.len()), Ordering::Relaxed);
             }
         }
         Ok(reply)
