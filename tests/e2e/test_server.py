@@ -210,6 +210,11 @@ def test_a_bad_gateway_threads_value_stops_the_start(gateway_env, tmp_path):
         assert proc.returncode == 2, (bad, proc.returncode, proc.stderr[-300:])
         assert "GATEWAY_THREADS" in proc.stderr.decode(), proc.stderr[-300:]
         assert "listening" not in proc.stderr.decode(), "checked before anything is opened or bound"
+    # `config check` reports on the config and does not run the server: the variable is not its business.
+    env = {**gateway_env, "HOME": str(tmp_path), "GATEWAY_THREADS": "two"}
+    proc = subprocess.run([g.GatewayFactory.binary(), "config", "check", "--config", str(g.CONFIG_PATH)],
+                          env=env, cwd=tmp_path, capture_output=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr[-300:]
 
 
 def test_spend_takes_get_only(gateway, recorder):
