@@ -10,6 +10,7 @@
 )]
 
 mod allocs;
+mod floor;
 mod peer;
 
 use bytes::Bytes;
@@ -330,9 +331,20 @@ pub(crate) async fn wait_listening(port: u16) {
 
 /// Starts `gw-bench --mock-only` and reads the address it serves on.
 async fn start_mock() -> (tokio::process::Child, SocketAddr, u32) {
+    start_child(&["--mock-only"]).await
+}
+
+/// Starts the floor proxy (`floor.rs`) in front of the mock, in a process of its own.
+pub(crate) async fn start_floor(mock: SocketAddr) -> (tokio::process::Child, String, u32) {
+    let (child, addr, pid) = start_child(&["--floor-only", &mock.to_string()]).await;
+    (child, format!("http://{addr}"), pid)
+}
+
+/// Runs this binary with `args`; it prints the address it serves on.
+async fn start_child(args: &[&str]) -> (tokio::process::Child, SocketAddr, u32) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .arg("--mock-only")
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -626,6 +638,10 @@ async fn main() {
         mock(ml).await;
         return;
     }
+    if let Some(upstream) = flag(&args, "--floor-only") {
+        // The child process of `start_floor`.
+        floor::serve(upstream.parse().expect("--floor-only MOCK_ADDR"));
+    }
     let gateway = args
         .iter()
         .position(|a| a == "--gateway")
@@ -784,7 +800,13 @@ async fn main() {
         "client @max",
         "cores"
     );
-    for s in &scenarios {
+    // `--only "NAME;NAME"`: run just these scenarios (e.g. to profile one path).
+    let only = flag(&args, "--only");
+    let picked = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(';').any(|n| n == name))
+    };
+    for s in scenarios.iter().filter(|s| picked(s.name)) {
         let direct_body = if s.direct.starts_with("/cohere") {
             body(
                 &Scenario {

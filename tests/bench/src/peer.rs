@@ -42,12 +42,19 @@ pub(crate) async fn compare(
 ) {
     let (_ours, ours_url, ours_pid) = start_gateway(gateway, "memory", None, mock_addr).await;
     let (_peer, peer_url, peer_pid) = start_peer(peer_bin, mock_addr).await;
+    let (_floor, floor_url, floor_pid) = crate::start_floor(mock_addr).await;
     let _ = crate::PEER.set(peer_url.clone());
     println!(
-        "ours vs {peer_bin}, OpenAI clients to OpenAI and to Anthropic, 3 alternating rounds each"
+        "ours vs {peer_bin}, OpenAI clients to OpenAI and to Anthropic, 3 alternating rounds each;\n\
+         'floor': a proxy on our stack that only forwards bytes (to the OpenAI mock in every\n\
+         scenario), the least any proxy pays here; x = against ours"
     );
-    let sides = [(ours_url.as_str(), ours_pid), (peer_url.as_str(), peer_pid)];
-    alternate(client, ["ours", "peer"], sides, rate, secs).await;
+    let sides = [
+        ("ours", ours_url.as_str(), ours_pid),
+        ("peer", peer_url.as_str(), peer_pid),
+        ("floor", floor_url.as_str(), floor_pid),
+    ];
+    alternate(client, &sides, rate, secs).await;
 }
 
 /// `--compare BIN`: our gateway against another build of it (before / after a change), all four
@@ -62,32 +69,18 @@ pub(crate) async fn compare_builds(
 ) {
     let (_a, a_url, a_pid) = start_gateway(gateway, "memory", None, mock_addr).await;
     let (_b, b_url, b_pid) = start_gateway(other, "memory", None, mock_addr).await;
-    println!("A: {gateway}; B: {other}; memory store, 3 alternating rounds each");
-    let sides = [(a_url.as_str(), a_pid), (b_url.as_str(), b_pid)];
-    alternate(client, ["A", "B"], sides, rate, secs).await;
+    println!("A: {gateway}; B: {other}; memory store, 3 alternating rounds each; x = against A");
+    let sides = [("A", a_url.as_str(), a_pid), ("B", b_url.as_str(), b_pid)];
+    alternate(client, &sides, rate, secs).await;
 }
 
-/// Measures each chat scenario on two gateways in turn, three rounds: max throughput (32 connections),
-/// gateway CPU per request at max, and p50 at `rate`. Ratios are first / second.
-async fn alternate(
-    client: &HClient,
-    names: [&str; 2],
-    sides: [(&str, u32); 2],
-    rate: u64,
-    secs: u64,
-) {
-    let [a, b] = names;
+/// Measures each chat scenario on each side (name, URL, pid) in turn, three rounds: max
+/// throughput (32 connections), CPU per request at max, and p50 at `rate`. Each row gives one
+/// side, with ratios against the first: the first side's figure over this side's.
+async fn alternate(client: &HClient, sides: &[(&str, &str, u32)], rate: u64, secs: u64) {
     println!(
-        "{:<42} {:>10} {:>10} {:>6} {:>11} {:>11} {:>6} {:>9} {:>9}",
-        "scenario",
-        format!("{a} req/s"),
-        format!("{b} req/s"),
-        "x",
-        format!("{a} us@max"),
-        format!("{b} us@max"),
-        "x",
-        format!("{a} p50"),
-        format!("{b} p50"),
+        "{:<42} {:>6} {:>10} {:>6} {:>10} {:>6} {:>9}",
+        "scenario", "side", "req/s", "x", "us@max", "x", "p50"
     );
     for (name, model, stream) in CHAT {
         *crate::PEER_PROVIDER
@@ -104,30 +97,31 @@ async fn alternate(
             stream,
             direct: "",
         };
-        let mut tput = [0.0f64; 2];
-        let mut cpu = [0.0f64; 2];
-        let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        let n = sides.len();
+        let mut tput = vec![0.0f64; n];
+        let mut cpu = vec![0.0f64; n];
+        let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); n];
         for _round in 0..3 {
-            for (i, (base, pid)) in sides.into_iter().enumerate() {
+            for (i, (_, base, pid)) in sides.iter().enumerate() {
                 let url = format!("{base}{}", s.path);
                 let _ = fixed_rate(client, &url, body(&s, s.model), 200, 1).await;
                 lat[i].extend(fixed_rate(client, &url, body(&s, s.model), rate, secs).await);
-                let c = Cpu::now(pid, pid);
+                let c = Cpu::now(*pid, *pid);
                 let max = max_throughput(client, &url, body(&s, s.model), 32, secs).await;
                 tput[i] += max / 3.0;
                 cpu[i] += c.per_request(max * secs as f64)[0] / 3.0;
             }
         }
-        println!(
-            "{name:<42} {:>10.0} {:>10.0} {:>5.2}x {:>9.1}us {:>9.1}us {:>5.2}x {:>7.3}ms {:>7.3}ms",
-            tput[0],
-            tput[1],
-            tput[0] / tput[1],
-            cpu[0],
-            cpu[1],
-            cpu[0] / cpu[1],
-            pct(&mut lat[0], 0.5),
-            pct(&mut lat[1], 0.5),
-        );
+        for (i, (side, _, _)) in sides.iter().enumerate() {
+            println!(
+                "{:<42} {side:>6} {:>10.0} {:>5.2}x {:>8.1}us {:>5.2}x {:>7.3}ms",
+                if i == 0 { name } else { "" },
+                tput[i],
+                tput[0] / tput[i],
+                cpu[i],
+                cpu[0] / cpu[i],
+                pct(&mut lat[i], 0.5),
+            );
+        }
     }
 }
