@@ -1,7 +1,9 @@
 //! OpenAI `chat.completion` objects <-> canonical response.
 
 use gw_model::*;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// Canonical stop reason from an OpenAI `finish_reason`.
 pub fn stop_from_finish(f: &str) -> StopReason {
@@ -42,14 +44,7 @@ pub fn parse_usage(u: &Value) -> Usage {
 
 /// OpenAI `usage` object for canonical usage.
 pub fn usage_json(u: &Usage) -> Value {
-    let prompt = u.prompt_total();
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": u.output,
-        "total_tokens": u.total(),
-        "prompt_tokens_details": {"cached_tokens": u.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning},
-    })
+    serde_json::to_value(UsageOut::of(u)).unwrap_or_default()
 }
 
 /// Decodes a `chat.completion` body.
@@ -138,43 +133,213 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ApiError> {
 
 /// Encodes a `chat.completion` body.
 pub fn encode_response(r: &ChatResponse) -> Vec<u8> {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut calls = Vec::new();
+    // Serialized straight from borrowed parts: no JSON tree is built on the way.
+    let mut text: Cow<'_, str> = Cow::Borrowed("");
+    let mut reasoning: Cow<'_, str> = Cow::Borrowed("");
+    let mut tool_calls = Vec::new();
     for p in &r.content {
         match p {
-            Part::Text { text: t, .. } => text.push_str(t),
-            Part::Thinking { text: t, .. } => reasoning.push_str(t),
-            Part::ToolUse { id, name, arguments, .. } => {
-                calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}))
-            }
+            Part::Text { text: t, .. } => append(&mut text, t),
+            Part::Thinking { text: t, .. } => append(&mut reasoning, t),
+            Part::ToolUse {
+                id,
+                name,
+                arguments,
+                ..
+            } => tool_calls.push(Call {
+                id,
+                kind: "function",
+                function: Function { name, arguments },
+            }),
             _ => {}
         }
     }
-    let mut msg = Map::new();
-    msg.insert("role".into(), json!("assistant"));
-    msg.insert(
-        "content".into(),
-        if text.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            json!(text)
-        },
-    );
-    msg.insert("refusal".into(), Value::Null);
-    if !reasoning.is_empty() {
-        msg.insert("reasoning_content".into(), json!(reasoning));
-    }
-    if !calls.is_empty() {
-        msg.insert("tool_calls".into(), Value::Array(calls));
-    }
-    let body = json!({
-        "id": r.id,
-        "object": "chat.completion",
-        "created": r.created.unwrap_or(0),
-        "model": r.model,
-        "choices": [{"index": 0, "message": msg, "logprobs": null, "finish_reason": finish_reason(r.stop_reason)}],
-        "usage": usage_json(&r.usage),
-    });
+    let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+    let body = Completion {
+        id: &r.id,
+        object: "chat.completion",
+        created: r.created.unwrap_or(0),
+        model: &r.model,
+        choices: [Choice {
+            index: 0,
+            message: Message {
+                role: "assistant",
+                content,
+                refusal: None,
+                reasoning_content: reasoning,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(r.stop_reason),
+        }],
+        usage: UsageOut::of(&r.usage),
+    };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Adds `t` to `acc`, borrowing while there is only one piece.
+fn append<'a>(acc: &mut Cow<'a, str>, t: &'a str) {
+    if acc.is_empty() {
+        *acc = Cow::Borrowed(t);
+    } else {
+        acc.to_mut().push_str(t);
+    }
+}
+
+/// A `chat.completion` as written (field order as OpenAI's).
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Message<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    /// `null` when the answer is only tool calls.
+    content: Option<Cow<'a, str>>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reasoning_content: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Call<'a>>,
+}
+
+#[derive(Serialize)]
+struct Call<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// OpenAI's `usage` object, as `usage_json` builds it.
+#[derive(Serialize)]
+struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: Cached,
+    completion_tokens_details: Reasoning,
+}
+
+#[derive(Serialize)]
+struct Cached {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Reasoning {
+    reasoning_tokens: u64,
+}
+
+impl UsageOut {
+    fn of(u: &Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_total(),
+            completion_tokens: u.output,
+            total_tokens: u.total(),
+            prompt_tokens_details: Cached {
+                cached_tokens: u.cache_read,
+            },
+            completion_tokens_details: Reasoning {
+                reasoning_tokens: u.reasoning,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(content: Vec<Part>, stop: StopReason) -> ChatResponse {
+        ChatResponse {
+            id: "msg_1".into(),
+            model: "m".into(),
+            content,
+            stop_reason: stop,
+            stop_sequence: None,
+            usage: Usage {
+                input: 5,
+                output: 7,
+                cache_read: 2,
+                cache_write: 1,
+                reasoning: 3,
+            },
+            created: Some(9),
+        }
+    }
+
+    fn text(t: &str) -> Part {
+        serde_json::from_value(json!({"type": "text", "text": t})).unwrap()
+    }
+
+    #[test]
+    fn a_completion_is_written_in_openai_field_order_with_text_joined() {
+        let thinking = serde_json::from_value(json!({"type": "thinking", "text": "hm"})).unwrap();
+        let call = serde_json::from_value(
+            json!({"type": "tool_use", "id": "c1", "name": "f", "arguments": "{\"a\":1}"}),
+        )
+        .unwrap();
+        let r = answer(
+            vec![text("Hel"), thinking, text("lo \""), call],
+            StopReason::ToolUse,
+        );
+        assert_eq!(
+            String::from_utf8(encode_response(&r)).unwrap(),
+            concat!(
+                r#"{"id":"msg_1","object":"chat.completion","created":9,"model":"m","choices":[{"index":0,"#,
+                r#""message":{"role":"assistant","content":"Hello \"","refusal":null,"reasoning_content":"hm","#,
+                r#""tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"#,
+                r#""logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":8,"#,
+                r#""completion_tokens":7,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":2},"#,
+                r#""completion_tokens_details":{"reasoning_tokens":3}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn content_is_null_only_when_the_answer_is_tool_calls_alone() {
+        let call = serde_json::from_value(
+            json!({"type": "tool_use", "id": "c", "name": "f", "arguments": "{}"}),
+        )
+        .unwrap();
+        let v: Value =
+            serde_json::from_slice(&encode_response(&answer(vec![call], StopReason::ToolUse)))
+                .unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+        let v: Value =
+            serde_json::from_slice(&encode_response(&answer(vec![], StopReason::EndTurn))).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "");
+        assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+        assert!(
+            v["choices"][0]["message"]
+                .get("reasoning_content")
+                .is_none()
+        );
+        assert_eq!(
+            usage_json(&answer(vec![], StopReason::EndTurn).usage)["total_tokens"],
+            15
+        );
+    }
 }
