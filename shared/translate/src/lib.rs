@@ -14,6 +14,7 @@ pub mod embed;
 pub mod fast;
 pub mod gemini;
 mod json;
+mod lax;
 pub mod limits;
 pub mod openai;
 pub mod replicate;

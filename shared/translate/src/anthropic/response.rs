@@ -1,7 +1,11 @@
 //! Anthropic `message` objects <-> canonical response.
 
+use crate::lax;
 use gw_model::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 /// Name of the forced tool that carries structured output for clients that asked for
 /// `response_format` (Anthropic has no native equivalent); its input comes back as text.
@@ -53,88 +57,160 @@ pub(crate) fn usage_json(u: &Usage) -> Value {
     })
 }
 
-/// Decodes a `message` body.
+/// Decodes a `message` body. Typed and borrowed from the body: no JSON tree is built, except
+/// for tool inputs and blocks the gateway does not know (kept verbatim).
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorKind::Api, format!("upstream sent malformed JSON: {e}")))?;
-    let mut content = Vec::new();
-    let mut json_tool = false;
-    for b in v
-        .get("content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let s = |k: &str| {
-            b.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        content.push(
-            match b.get("type").and_then(Value::as_str).unwrap_or_default() {
-                "text" => Part::Text {
-                    text: s("text"),
-                    cache: None,
-                },
-                "tool_use" if s("name") == JSON_TOOL => {
-                    json_tool = true;
-                    Part::Text {
-                        text: b.get("input").map(Value::to_string).unwrap_or_default(),
-                        cache: None,
-                    }
-                }
-                "tool_use" => Part::ToolUse {
-                    id: s("id"),
-                    name: s("name"),
-                    arguments: b
-                        .get("input")
-                        .map_or_else(|| "{}".to_owned(), Value::to_string),
-                    cache: None,
-                },
-                "thinking" => Part::Thinking {
-                    text: s("thinking"),
-                    signature: b
-                        .get("signature")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                },
-                "redacted_thinking" => Part::RedactedThinking { data: s("data") },
-                _ => Part::Opaque {
-                    format: Format::Anthropic,
-                    block: b.clone(),
-                },
-            },
-        );
+    let malformed = |e: serde_json::Error| {
+        ApiError::new(ErrorKind::Api, format!("upstream sent malformed JSON: {e}"))
+    };
+    // serde would read an array as the struct's fields in order: only an object is a message.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        let e = serde_json::from_slice::<serde::de::IgnoredAny>(body).err();
+        return Err(ApiError::new(
+            ErrorKind::Api,
+            format!(
+                "upstream sent malformed JSON: {}",
+                e.map_or_else(|| "expected an object".to_owned(), |e| e.to_string())
+            ),
+        ));
     }
-    let mut stop = stop_from_reason(
-        v.get("stop_reason")
-            .and_then(Value::as_str)
-            .unwrap_or("end_turn"),
-    );
+    let m: Message<'_> = serde_json::from_slice(body).map_err(malformed)?;
+    let mut content = Vec::with_capacity(m.content.0.len());
+    let mut json_tool = false;
+    for raw in m.content.0 {
+        // A block that is not an object (or not a readable one) is kept verbatim below.
+        let b: Block<'_> = if raw.get().starts_with('{') {
+            serde_json::from_str(raw.get()).unwrap_or_default()
+        } else {
+            Block::default()
+        };
+        let input = || match b.input {
+            Some(i) => serde_json::from_str::<Value>(i.get()).map(|v| v.to_string()),
+            None => Ok(String::new()),
+        };
+        content.push(match b.kind.as_deref().unwrap_or_default() {
+            "text" => Part::Text {
+                text: b.text.owned(),
+                cache: None,
+            },
+            "tool_use" if b.name.as_deref() == Some(JSON_TOOL) => {
+                json_tool = true;
+                Part::Text {
+                    text: input().map_err(malformed)?,
+                    cache: None,
+                }
+            }
+            "tool_use" => Part::ToolUse {
+                arguments: if b.input.is_some() {
+                    input().map_err(malformed)?
+                } else {
+                    "{}".to_owned()
+                },
+                id: b.id.owned(),
+                name: b.name.owned(),
+                cache: None,
+            },
+            "thinking" => Part::Thinking {
+                text: b.thinking.owned(),
+                signature: b.signature.0.map(Cow::into_owned),
+            },
+            "redacted_thinking" => Part::RedactedThinking {
+                data: b.data.owned(),
+            },
+            _ => Part::Opaque {
+                format: Format::Anthropic,
+                block: serde_json::from_str(raw.get()).map_err(malformed)?,
+            },
+        });
+    }
+    let mut stop = stop_from_reason(m.stop_reason.as_deref().unwrap_or("end_turn"));
     if json_tool && stop == StopReason::ToolUse {
         stop = StopReason::EndTurn;
     }
     Ok(ChatResponse {
-        id: v
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: v
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: m.id.owned(),
+        model: m.model.owned(),
         content,
         stop_reason: stop,
-        stop_sequence: v
-            .get("stop_sequence")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        usage: v.get("usage").map(parse_usage).unwrap_or_default(),
+        stop_sequence: m.stop_sequence.0.map(Cow::into_owned),
+        usage: m.usage.map(|u| u.canonical()).unwrap_or_default(),
         created: None,
     })
+}
+
+/// The fields of a `message` the gateway reads.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    id: lax::Str<'a>,
+    #[serde(default, borrow)]
+    model: lax::Str<'a>,
+    #[serde(default, borrow)]
+    content: lax::RawList<'a>,
+    #[serde(default, borrow)]
+    stop_reason: lax::Str<'a>,
+    #[serde(default, borrow)]
+    stop_sequence: lax::Str<'a>,
+    #[serde(default, deserialize_with = "lax_usage")]
+    usage: Option<UsageIn>,
+}
+
+/// A content block's fields, whatever its type.
+#[derive(Deserialize, Default)]
+struct Block<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: lax::Str<'a>,
+    #[serde(default, borrow)]
+    text: lax::Str<'a>,
+    #[serde(default, borrow)]
+    id: lax::Str<'a>,
+    #[serde(default, borrow)]
+    name: lax::Str<'a>,
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    thinking: lax::Str<'a>,
+    #[serde(default, borrow)]
+    signature: lax::Str<'a>,
+    #[serde(default, borrow)]
+    data: lax::Str<'a>,
+}
+
+/// An Anthropic `usage` object, as `parse_usage` reads it.
+#[derive(Deserialize, Default)]
+struct UsageIn {
+    #[serde(default)]
+    input_tokens: lax::U64,
+    #[serde(default)]
+    output_tokens: lax::U64,
+    #[serde(default)]
+    cache_read_input_tokens: lax::U64,
+    #[serde(default)]
+    cache_creation_input_tokens: lax::U64,
+}
+
+impl UsageIn {
+    fn canonical(&self) -> Usage {
+        Usage {
+            input: self.input_tokens.0,
+            output: self.output_tokens.0,
+            cache_read: self.cache_read_input_tokens.0,
+            cache_write: self.cache_creation_input_tokens.0,
+            reasoning: 0,
+        }
+    }
+}
+
+/// `usage` when it is an object; anything else reads as all zeros, as before.
+fn lax_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<UsageIn>, D::Error> {
+    let raw: &RawValue = Deserialize::deserialize(d)?;
+    let object = raw.get().starts_with('{');
+    Ok(Some(
+        object
+            .then(|| serde_json::from_str(raw.get()).ok())
+            .flatten()
+            .unwrap_or_default(),
+    ))
 }
 
 /// Encodes a `message` body.
@@ -174,4 +250,88 @@ pub fn encode_response(r: &ChatResponse) -> Vec<u8> {
     m.insert("stop_sequence".into(), json!(r.stop_sequence));
     m.insert("usage".into(), usage_json(&r.usage));
     serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(v: &str) -> ChatResponse {
+        decode_response(v.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_message_is_read_with_every_block_kind() {
+        let r = decode(
+            r#"{"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [
+                {"type": "thinking", "thinking": "hm", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "a \"quoted\" word"},
+                {"type": "tool_use", "id": "t1", "name": "get", "input": {"city": "Paris", "n": [1, 2]}},
+                {"type": "tool_use", "id": "t2", "name": "noargs"},
+                {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "q"}},
+                "not a block",
+                ["text", "positional"]
+            ],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 3,
+                      "cache_creation_input_tokens": 2, "server_tool_use": {"web_search_requests": 1}}}"#,
+        );
+        assert_eq!((r.id.as_str(), r.model.as_str()), ("msg_1", "claude-x"));
+        assert_eq!(r.stop_reason, StopReason::ToolUse);
+        assert_eq!(r.stop_sequence, None);
+        assert_eq!(
+            (
+                r.usage.input,
+                r.usage.output,
+                r.usage.cache_read,
+                r.usage.cache_write
+            ),
+            (10, 4, 3, 2)
+        );
+        let c = serde_json::to_value(&r.content).unwrap();
+        assert_eq!(
+            c,
+            json!([
+                {"type": "thinking", "text": "hm", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "a \"quoted\" word"},
+                // Tool input as compact JSON text, keys in order.
+                {"type": "tool_use", "id": "t1", "name": "get", "arguments": "{\"city\":\"Paris\",\"n\":[1,2]}"},
+                {"type": "tool_use", "id": "t2", "name": "noargs", "arguments": "{}"},
+                // Blocks the gateway does not know, and junk, are kept verbatim.
+                {"type": "opaque", "format": "anthropic", "block": {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {"query": "q"}}},
+                {"type": "opaque", "format": "anthropic", "block": "not a block"},
+                {"type": "opaque", "format": "anthropic", "block": ["text", "positional"]},
+            ]),
+        );
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_read_as_absent_and_junk_is_an_error() {
+        let r = decode(
+            r#"{"id": 7, "model": ["m"], "content": {"type": "text"}, "stop_reason": 1, "usage": [5, 3]}"#,
+        );
+        assert_eq!((r.id.as_str(), r.model.as_str()), ("", ""));
+        assert!(r.content.is_empty());
+        assert_eq!(r.stop_reason, StopReason::EndTurn);
+        assert_eq!(r.usage, Usage::default());
+        let r = decode(
+            r#"{"content": [{"type": "tool_use", "name": "gateway_json_response", "input": {"a": 1}}], "stop_reason": "tool_use"}"#,
+        );
+        assert_eq!(
+            r.stop_reason,
+            StopReason::EndTurn,
+            "the JSON tool's answer is text"
+        );
+        assert_eq!(
+            serde_json::to_value(&r.content).unwrap()[0]["text"],
+            "{\"a\":1}"
+        );
+        for bad in [&b"{\"content\": ["[..], b"not json", b"[1, 2]"] {
+            let e = decode_response(bad).unwrap_err();
+            assert!(e.message.contains("malformed JSON"), "{}", e.message);
+        }
+    }
 }
