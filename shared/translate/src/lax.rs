@@ -133,6 +133,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawList<'a> {
     }
 }
 
+/// `T` read from an object's text; anything else (or a field that fails) reads as the default.
+/// serde would read an array as a struct's fields in order, hence the check.
+pub(crate) fn object_from_str<'a, T: Deserialize<'a> + Default>(raw: &'a str) -> T {
+    if raw.trim_start().starts_with('{') {
+        serde_json::from_str(raw).unwrap_or_default()
+    } else {
+        T::default()
+    }
+}
+
+/// For `deserialize_with`: a nested object field read as `object_from_str` reads it.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let raw: &'de RawValue = Deserialize::deserialize(d)?;
+    Ok(object_from_str(raw.get()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

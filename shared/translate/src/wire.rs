@@ -6,6 +6,7 @@
 use crate::{Format, anthropic, gemini, openai};
 use gw_model::{ApiError, ChatRequest, ErrorKind, Fault, Framing, Operation, UpstreamError, Usage};
 use http::{HeaderMap, Method};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// What a client called, decided from the method, path and headers alone (one place).
@@ -385,21 +386,24 @@ pub fn fast_request(
 /// Usage from a complete response body, read without building the rest; an error when the
 /// body is not one JSON object (every byte is still checked: garbage never passes as an answer).
 pub fn usage_of_body(format: Format, body: &[u8]) -> Result<Option<Usage>, String> {
+    // Only the usage object is kept, as text; the rest of the body is checked and skipped.
     #[derive(serde::Deserialize)]
-    struct Probe {
-        usage: Option<Value>,
-        #[serde(rename = "usageMetadata")]
-        usage_metadata: Option<Value>,
+    struct Probe<'a> {
+        #[serde(borrow)]
+        usage: Option<&'a RawValue>,
+        #[serde(rename = "usageMetadata", borrow)]
+        usage_metadata: Option<&'a RawValue>,
     }
-    let p = serde_json::from_slice::<Probe>(body)
+    let p = serde_json::from_slice::<Probe<'_>>(body)
         .map_err(|e| format!("the body is not a JSON object ({e})"))?;
+    let tree = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).unwrap_or_default();
     Ok(match format {
-        Format::OpenAi => p.usage.map(|u| openai::parse_usage(&u)),
-        Format::Anthropic => p.usage.map(|u| anthropic::parse_usage(&u)),
-        Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&u)),
-        Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&u)),
-        Format::Bedrock => p.usage.map(|u| crate::bedrock::parse_usage(&u)),
-        Format::Responses => p.usage.map(|u| crate::responses::parse_usage(&u)),
+        Format::OpenAi => p.usage.map(|u| openai::usage_from_raw(u.get())),
+        Format::Anthropic => p.usage.map(|u| anthropic::usage_from_raw(u.get())),
+        Format::Gemini => p.usage_metadata.map(|u| gemini::parse_usage(&tree(u))),
+        Format::Cohere => p.usage.map(|u| crate::cohere::parse_usage(&tree(u))),
+        Format::Bedrock => p.usage.map(|u| crate::bedrock::parse_usage(&tree(u))),
+        Format::Responses => p.usage.map(|u| crate::responses::parse_usage(&tree(u))),
         Format::Replicate => None,
     })
 }

@@ -133,7 +133,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ApiError> {
         content,
         stop_reason: stop,
         stop_sequence: m.stop_sequence.0.map(Cow::into_owned),
-        usage: m.usage.map(|u| u.canonical()).unwrap_or_default(),
+        usage: m.usage.canonical(),
         created: None,
     })
 }
@@ -151,8 +151,8 @@ struct Message<'a> {
     stop_reason: lax::Str<'a>,
     #[serde(default, borrow)]
     stop_sequence: lax::Str<'a>,
-    #[serde(default, deserialize_with = "lax_usage")]
-    usage: Option<UsageIn>,
+    #[serde(default, deserialize_with = "lax::object")]
+    usage: UsageIn,
 }
 
 /// A content block's fields, whatever its type.
@@ -189,6 +189,12 @@ struct UsageIn {
     cache_creation_input_tokens: lax::U64,
 }
 
+/// Canonical usage from an Anthropic `usage` object's text, as `parse_usage` reads it, without a
+/// JSON tree. Anything but an object reads as zeros.
+pub(crate) fn usage_from_raw(raw: &str) -> Usage {
+    lax::object_from_str::<UsageIn>(raw).canonical()
+}
+
 impl UsageIn {
     fn canonical(&self) -> Usage {
         Usage {
@@ -199,18 +205,6 @@ impl UsageIn {
             reasoning: 0,
         }
     }
-}
-
-/// `usage` when it is an object; anything else reads as all zeros, as before.
-fn lax_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<UsageIn>, D::Error> {
-    let raw: &RawValue = Deserialize::deserialize(d)?;
-    let object = raw.get().starts_with('{');
-    Ok(Some(
-        object
-            .then(|| serde_json::from_str(raw.get()).ok())
-            .flatten()
-            .unwrap_or_default(),
-    ))
 }
 
 /// Encodes a `message` body.
@@ -332,6 +326,25 @@ mod tests {
         for bad in [&b"{\"content\": ["[..], b"not json", b"[1, 2]"] {
             let e = decode_response(bad).unwrap_err();
             assert!(e.message.contains("malformed JSON"), "{}", e.message);
+        }
+    }
+    const USAGE_CASES: [&str; 9] = [
+        r#"{"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 2}}"#,
+        r#"{"prompt_tokens": 3, "completion_tokens": 1}"#,
+        r#"{"prompt_tokens": "3", "completion_tokens": -1, "prompt_tokens_details": null}"#,
+        r#"{"prompt_tokens": 3.5, "prompt_tokens_details": [4], "completion_tokens_details": "x"}"#,
+        r#"{"prompt_tokens": 2, "prompt_tokens_details": {"cached_tokens": 9}}"#,
+        r#"{"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2, "server_tool_use": {"web_search_requests": 1}}"#,
+        r#"{"input_tokens": [1], "output_tokens": {"a": 1}, "cache_read_input_tokens": true}"#,
+        r#"[7, 8]"#,
+        r#"null"#,
+    ];
+
+    #[test]
+    fn usage_read_from_text_matches_usage_read_from_a_tree() {
+        for raw in USAGE_CASES {
+            let tree: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(usage_from_raw(raw), parse_usage(&tree), "{raw}");
         }
     }
 }

@@ -7,6 +7,7 @@ mod stream;
 
 pub use error::{decode_error, encode_error};
 pub use request::{decode_request, encode_request};
+pub(crate) use response::usage_from_raw;
 pub use response::{
     decode_response, encode_response, finish_reason, parse_usage, stop_from_finish, usage_json,
 };

@@ -1,5 +1,6 @@
 //! OpenAI `chat.completion` objects <-> canonical response.
 
+use crate::lax;
 use gw_model::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -39,6 +40,41 @@ pub fn parse_usage(u: &Value) -> Usage {
         cache_read: cached,
         cache_write: 0,
         reasoning: n(u.pointer("/completion_tokens_details/reasoning_tokens")),
+    }
+}
+
+/// Canonical usage from an OpenAI `usage` object's text, as `parse_usage` reads it, without a
+/// JSON tree. Anything but an object reads as zeros.
+pub(crate) fn usage_from_raw(raw: &str) -> Usage {
+    #[derive(serde::Deserialize, Default)]
+    struct In {
+        #[serde(default)]
+        prompt_tokens: lax::U64,
+        #[serde(default)]
+        completion_tokens: lax::U64,
+        #[serde(default, deserialize_with = "lax::object")]
+        prompt_tokens_details: Cached,
+        #[serde(default, deserialize_with = "lax::object")]
+        completion_tokens_details: Reasoning,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Cached {
+        #[serde(default)]
+        cached_tokens: lax::U64,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Reasoning {
+        #[serde(default)]
+        reasoning_tokens: lax::U64,
+    }
+    let u: In = lax::object_from_str(raw);
+    let cached = u.prompt_tokens_details.cached_tokens.0;
+    Usage {
+        input: u.prompt_tokens.0.saturating_sub(cached),
+        output: u.completion_tokens.0,
+        cache_read: cached,
+        cache_write: 0,
+        reasoning: u.completion_tokens_details.reasoning_tokens.0,
     }
 }
 
@@ -341,5 +377,24 @@ mod tests {
             usage_json(&answer(vec![], StopReason::EndTurn).usage)["total_tokens"],
             15
         );
+    }
+    const USAGE_CASES: [&str; 9] = [
+        r#"{"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 2}}"#,
+        r#"{"prompt_tokens": 3, "completion_tokens": 1}"#,
+        r#"{"prompt_tokens": "3", "completion_tokens": -1, "prompt_tokens_details": null}"#,
+        r#"{"prompt_tokens": 3.5, "prompt_tokens_details": [4], "completion_tokens_details": "x"}"#,
+        r#"{"prompt_tokens": 2, "prompt_tokens_details": {"cached_tokens": 9}}"#,
+        r#"{"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2, "server_tool_use": {"web_search_requests": 1}}"#,
+        r#"{"input_tokens": [1], "output_tokens": {"a": 1}, "cache_read_input_tokens": true}"#,
+        r#"[7, 8]"#,
+        r#"null"#,
+    ];
+
+    #[test]
+    fn usage_read_from_text_matches_usage_read_from_a_tree() {
+        for raw in USAGE_CASES {
+            let tree: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(usage_from_raw(raw), parse_usage(&tree), "{raw}");
+        }
     }
 }
