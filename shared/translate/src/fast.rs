@@ -37,11 +37,43 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
 }
 
 /// Rewrites top-level fields of a JSON object: each `(key, Some(raw_json))` replaces or appends
-/// the field, each `(key, None)` removes it. Other fields keep their bytes and order.
+/// the field, each `(key, None)` removes it. Other fields keep their bytes and order; when no
+/// patch changes anything (the model is already the upstream's, say), the body goes as it came.
 /// Returns `None` if `body` is not a JSON object.
 pub fn patch_fields(body: &[u8], patches: &[(&str, Option<&str>)]) -> Option<Vec<u8>> {
     let top: TopLevel<'_> = serde_json::from_slice(body).ok()?;
-    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut applied = [false; 8];
+    let applied = match patches.len() {
+        n if n <= applied.len() => &mut applied[..n],
+        _ => return Some(rewrite(&top, patches)),
+    };
+    for (k, v) in &top.0 {
+        if let Some(i) = patches.iter().position(|(pk, _)| *pk == k.as_ref()) {
+            if applied[i] || patches[i].1 != Some(v.get()) {
+                return Some(rewrite(&top, patches)); // a change, or a repeated key to fold
+            }
+            applied[i] = true;
+        }
+    }
+    let unchanged = patches
+        .iter()
+        .zip(applied.iter())
+        .all(|((_, v), done)| *done || v.is_none());
+    Some(if unchanged {
+        body.to_vec()
+    } else {
+        rewrite(&top, patches)
+    })
+}
+
+/// The object with `patches` applied (see `patch_fields`).
+fn rewrite(top: &TopLevel<'_>, patches: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let len = top
+        .0
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(len + 64);
     out.push(b'{');
     let mut first = true;
     let mut push = |out: &mut Vec<u8>, k: &str, v: &str| {
@@ -49,8 +81,8 @@ pub fn patch_fields(body: &[u8], patches: &[(&str, Option<&str>)]) -> Option<Vec
             out.push(b',');
         }
         first = false;
-        // Keys are re-escaped only if they needed escaping; plain keys are copied as is.
-        out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+        // The key as a JSON string, written in place.
+        let _ = serde_json::to_writer(&mut *out, k);
         out.push(b':');
         out.extend_from_slice(v.as_bytes());
     };
@@ -72,7 +104,7 @@ pub fn patch_fields(body: &[u8], patches: &[(&str, Option<&str>)]) -> Option<Vec
         }
     }
     out.push(b'}');
-    Some(out)
+    out
 }
 
 /// A JSON string literal for `s`.
@@ -481,5 +513,29 @@ mod tests {
         assert_eq!(out, br#"{"a":1,"c":true}"#);
         assert!(patch_fields(b"[1]", &[]).is_none());
         assert!(patch_fields(b"{", &[]).is_none());
+    }
+
+    #[test]
+    fn a_body_no_patch_changes_goes_byte_for_byte() {
+        let body = br#"{ "model" : "gpt-4o", "stream": true, "messages": [] }"#;
+        for patches in [
+            &[][..],
+            &[("model", Some("\"gpt-4o\""))][..],
+            &[("model", Some("\"gpt-4o\"")), ("gone", None)][..],
+        ] {
+            assert_eq!(patch_fields(body, patches).unwrap(), body, "{patches:?}");
+        }
+        // The same model spelt another way, a field to add, or a repeated key: rewritten.
+        let spelt = br#"{"model":"gpt\u002d4o"}"#;
+        let out = patch_fields(spelt, &[("model", Some("\"gpt-4o\""))]).unwrap();
+        assert_eq!(out, br#"{"model":"gpt-4o"}"#);
+        let out = patch_fields(
+            br#"{"model":"m"}"#,
+            &[("model", Some("\"m\"")), ("s", Some("1"))],
+        );
+        assert_eq!(out.unwrap(), br#"{"model":"m","s":1}"#);
+        let twice = br#"{"model":"m", "model":"m"}"#;
+        let out = patch_fields(twice, &[("model", Some("\"m\""))]).unwrap();
+        assert_eq!(out, br#"{"model":"m","model":"m"}"#);
     }
 }
