@@ -370,8 +370,12 @@ impl<H: HttpClient, C: Clock, L: LogSink, S: StateStore> Drop for LogGuard<H, C,
                 self.inner.ledger.add(now_ms, key, provider, model, t);
             }
             self.inner.metrics.observe(&r);
-            if let Ok(line) = serde_json::to_string(&r) {
-                self.inner.log.emit(&self.inner.scrub.scrub_cow(&line));
+            // Sized for a typical line, so it is written without regrowing.
+            let mut line = Vec::with_capacity(1024);
+            if serde_json::to_writer(&mut line, &r).is_ok()
+                && let Ok(line) = std::str::from_utf8(&line)
+            {
+                self.inner.log.emit(&self.inner.scrub.scrub_cow(line));
             }
         }
         if let (Some(tx), Some(v)) = (done, verdict) {
