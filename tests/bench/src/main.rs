@@ -9,7 +9,7 @@
     reason = "a benchmark aborts on setup failure"
 )]
 
-mod allocs;
+mod canned;
 mod floor;
 mod peer;
 
@@ -25,35 +25,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "bench-proxy-key";
-const CHUNKS: usize = 20;
-
-fn openai_json() -> Bytes {
-    Bytes::from_static(br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a benchmark answer.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#)
-}
-
-fn anthropic_json() -> Bytes {
-    Bytes::from_static(br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hello there, this is a benchmark answer."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":9}}"#)
-}
-
-fn openai_sse() -> Vec<Bytes> {
-    let mut v = Vec::new();
-    for i in 0..CHUNKS {
-        v.push(Bytes::from(format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"logprobs\":null,\"finish_reason\":null}}],\"usage\":null}}\n\n")));
-    }
-    v.push(Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"));
-    v.push(Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":20,\"total_tokens\":32}}\n\ndata: [DONE]\n\n"));
-    v
-}
-
-fn anthropic_sse() -> Vec<Bytes> {
-    let mut v = vec![Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")];
-    for i in 0..CHUNKS {
-        v.push(Bytes::from(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n")));
-    }
-    v.push(Bytes::from_static(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
-    v
-}
+use canned::{CHAT, KEY, anthropic_json, anthropic_sse, openai_json, openai_sse};
 
 /// The mock upstream: OpenAI at /openai/v1, Anthropic at /anthropic; `"model":"slow"` streams one
 /// chunk every 100 ms (for the many-open-streams memory figure).
@@ -292,19 +264,6 @@ impl Cpu {
         std::array::from_fn(|i| (cpu_secs(self.pids[i]) - self.at[i]) * 1e6 / requests.max(1.0))
     }
 }
-
-/// The chat scenarios every comparison runs: (name, model, streamed). The mock serves `gpt-*`
-/// as OpenAI and `claude-*` as Anthropic, so the second pair is translated.
-pub(crate) const CHAT: [(&str, &str, bool); 4] = [
-    ("OpenAI->OpenAI (fast path)", "gpt-4o-mini", false),
-    ("OpenAI->OpenAI (fast path), streamed", "gpt-4o-mini", true),
-    ("OpenAI->Anthropic (translated)", "claude-haiku-4-5", false),
-    (
-        "OpenAI->Anthropic (translated), streamed",
-        "claude-haiku-4-5",
-        true,
-    ),
-];
 
 /// A port on 127.0.0.1 nothing listens on (the OS picks it).
 pub(crate) fn free_port() -> u16 {
@@ -687,14 +646,20 @@ async fn main() {
     println!(
         "token source, warm cache: {one_ns:.0} ns per request alone; {many_ns:.0} ns per request with 1,000 concurrent requests"
     );
-    let allocs_only = args.iter().any(|a| a == "--allocs-only");
-    for (name, n, bytes) in allocs::per_request().await {
-        println!(
-            "heap allocations per request through the engine, {name}: {n:.0} ({bytes:.0} bytes)"
-        );
+    // Counted by `gw-bench-allocs`, beside this binary.
+    let allocs = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.join("gw-bench-allocs")));
+    match allocs.map(|a| std::process::Command::new(a).output()) {
+        Some(Ok(out)) if out.status.success() => {
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+        _ => println!(
+            "heap allocations per request: gw-bench-allocs did not run (cargo build --release -p gw-bench)"
+        ),
     }
-    if allocs_only {
-        return; // `--allocs-only`: for a heap profiler
+    if args.iter().any(|a| a == "--allocs-only") {
+        return;
     }
     let (req_us, event_us) = check_costs();
     println!(

@@ -1,10 +1,19 @@
-//! Heap allocations per request through the engine, in process: the shipped config, upstreams
-//! answered from memory (so only the gateway's own work is counted), the memory store, spend
-//! booked once a second (as the local server does) and a log that keeps nothing. Counted by a
-//! counting global allocator around many requests, after a warm-up.
+//! `gw-bench-allocs`: heap allocations per request through the engine, in process: the shipped
+//! config, upstreams answered from memory (so only the gateway's own work is counted), the memory
+//! store, spend booked once a second (as the local server does) and a log that keeps nothing.
+//! Counted by a counting global allocator around many requests, after a warm-up. `gw-bench` runs
+//! it; a binary of its own, so the counting allocator costs the bench's processes nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark aborts on setup failure"
+)]
 
-use crate::{anthropic_json, anthropic_sse, openai_json, openai_sse};
+#[path = "../canned.rs"]
+mod canned;
+
 use bytes::Bytes;
+use canned::{CHAT, KEY, anthropic_json, anthropic_sse, openai_json, openai_sse};
 use futures_util::StreamExt;
 use gw_engine::Gateway;
 use gw_ports::{ByteStream, HttpClient, LogSink, TransportError};
@@ -54,16 +63,16 @@ fn request(model: &str, stream: bool) -> http::Request<Bytes> {
         r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello"}}]}}"#
     );
     http::Request::post("/v1/chat/completions")
-        .header("authorization", format!("Bearer {}", crate::KEY))
+        .header("authorization", format!("Bearer {KEY}"))
         .header("content-type", "application/json")
         .body(Bytes::from(body))
         .unwrap()
 }
 
 /// (scenario, allocations (and reallocations) per request, bytes allocated per request).
-pub(crate) async fn per_request() -> Vec<(&'static str, f64, f64)> {
+async fn per_request() -> Vec<(&'static str, f64, f64)> {
     let env = |k: &str| match k {
-        "GATEWAY_PROXY_KEY" => Some(crate::KEY.to_owned()),
+        "GATEWAY_PROXY_KEY" => Some(KEY.to_owned()),
         "OPENAI_API_KEY" | "ANTHROPIC_API_KEY" => Some("upstream-key".to_owned()),
         _ => None,
     };
@@ -77,7 +86,7 @@ pub(crate) async fn per_request() -> Vec<(&'static str, f64, f64)> {
     );
     gw.batch_ledger(1_000); // as the local server runs it
     let mut out = Vec::new();
-    for (name, model, stream) in crate::CHAT {
+    for (name, model, stream) in CHAT {
         let one = || async {
             let h = gw.handle(request(model, stream), "bench".into()).await;
             assert!(
@@ -105,4 +114,13 @@ pub(crate) async fn per_request() -> Vec<(&'static str, f64, f64)> {
         ));
     }
     out
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    for (name, n, bytes) in per_request().await {
+        println!(
+            "heap allocations per request through the engine, {name}: {n:.0} ({bytes:.0} bytes)"
+        );
+    }
 }
