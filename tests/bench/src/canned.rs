@@ -46,3 +46,24 @@ pub(crate) const CHAT: [(&str, &str, bool); 4] = [
         true,
     ),
 ];
+
+/// The messages, tools and settings of the bench's chat requests (about 1 KB in all, as a real
+/// agent turn is at the least): a system prompt, three turns and one tool.
+const CHAT_REST: &str = r#""messages":[{"role":"system","content":"You are a concise assistant for a travel company. Answer in at most three sentences, cite the booking reference when the user gives one, and never invent prices or schedules you have not looked up."},{"role":"user","content":"I booked a flight from Lisbon to Berlin for next Tuesday, reference TX-4821. Can I still add a checked bag, and how much would it cost?"},{"role":"assistant","content":"Yes, bags can be added up to 24 hours before departure. Let me look up the current price for your fare."},{"role":"user","content":"Thanks. Also, can I change my seat to an aisle seat near the front of the plane?"}],"tools":[{"type":"function","function":{"name":"lookup_booking","description":"Fetch a booking, its fare rules and its seat map by the booking reference","parameters":{"type":"object","properties":{"reference":{"type":"string","description":"The booking reference, e.g. TX-4821"}},"required":["reference"]}}}],"temperature":0.3,"max_tokens":256"#;
+
+/// The same request in Anthropic's shape (for calling the mock directly).
+const MESSAGES_REST: &str = r#""system":"You are a concise assistant for a travel company. Answer in at most three sentences, cite the booking reference when the user gives one, and never invent prices or schedules you have not looked up.","messages":[{"role":"user","content":"I booked a flight from Lisbon to Berlin for next Tuesday, reference TX-4821. Can I still add a checked bag, and how much would it cost?"},{"role":"assistant","content":"Yes, bags can be added up to 24 hours before departure. Let me look up the current price for your fare."},{"role":"user","content":"Thanks. Also, can I change my seat to an aisle seat near the front of the plane?"}],"tools":[{"name":"lookup_booking","description":"Fetch a booking, its fare rules and its seat map by the booking reference","input_schema":{"type":"object","properties":{"reference":{"type":"string","description":"The booking reference, e.g. TX-4821"}},"required":["reference"]}}],"temperature":0.3,"max_tokens":256"#;
+
+/// An OpenAI chat completions request body.
+pub(crate) fn chat_body(model: &str, stream: bool) -> String {
+    format!(r#"{{"model":"{model}","stream":{stream},{CHAT_REST}}}"#)
+}
+
+/// An Anthropic messages request body.
+#[allow(
+    dead_code,
+    reason = "the allocation counter sends only OpenAI requests"
+)]
+pub(crate) fn messages_body(model: &str, stream: bool) -> String {
+    format!(r#"{{"model":"{model}","stream":{stream},{MESSAGES_REST}}}"#)
+}

@@ -129,15 +129,9 @@ fn body(s: &Scenario, model: &str) -> Bytes {
             r#"{{"model":"{model}","input":["Say hello","and goodbye"],"encoding_format":"float"}}"#
         )
     } else if s.path == "/v1/messages" {
-        format!(
-            r#"{{"model":"{model}","max_tokens":64,"stream":{},"messages":[{{"role":"user","content":"Say hello"}}]}}"#,
-            s.stream
-        )
+        canned::messages_body(model, s.stream)
     } else {
-        format!(
-            r#"{{"model":"{model}","stream":{},"messages":[{{"role":"user","content":"Say hello"}}]}}"#,
-            s.stream
-        )
+        canned::chat_body(model, s.stream)
     };
     Bytes::from(b)
 }

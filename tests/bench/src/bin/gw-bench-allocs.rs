@@ -59,13 +59,10 @@ impl LogSink for Quiet {
 }
 
 fn request(model: &str, stream: bool) -> http::Request<Bytes> {
-    let body = format!(
-        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello"}}]}}"#
-    );
     http::Request::post("/v1/chat/completions")
         .header("authorization", format!("Bearer {KEY}"))
         .header("content-type", "application/json")
-        .body(Bytes::from(body))
+        .body(Bytes::from(canned::chat_body(model, stream)))
         .unwrap()
 }
 
