@@ -4,6 +4,7 @@ mod error;
 mod request;
 mod response;
 mod stream;
+mod typed;
 
 pub use error::{decode_error, encode_error};
 pub use request::{decode_request, encode_request};

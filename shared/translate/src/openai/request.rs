@@ -6,7 +6,7 @@ use gw_model::*;
 use serde_json::{Map, Value, json};
 
 /// Top-level fields this module maps; everything else goes to `extra`.
-const KNOWN: &[&str] = &[
+pub(super) const KNOWN: &[&str] = &[
     "model",
     "messages",
     "tools",
@@ -29,8 +29,17 @@ const KNOWN: &[&str] = &[
     "function_call",
 ];
 
-/// Decodes an OpenAI Chat Completions request.
+/// Decodes an OpenAI Chat Completions request: the common shapes typed from the text
+/// (`typed.rs`), the rest (and every error) through a JSON tree.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    if let Some(req) = super::typed::decode(body) {
+        return Ok(req);
+    }
+    decode_tree(body)
+}
+
+/// Decodes an OpenAI Chat Completions request through a JSON tree, naming what is wrong.
+pub(super) fn decode_tree(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let m = parse_body(body)?;
     let mut req = ChatRequest {
         model: req_str(&m, "model", "")?,
@@ -241,7 +250,7 @@ fn decode_message(v: &Value, path: &str, req: &mut ChatRequest) -> Result<(), Ap
 
 /// Appends parts to the conversation, merging into the previous turn when the role repeats
 /// (consecutive tool results become one user turn, as Anthropic requires).
-fn push(req: &mut ChatRequest, role: Role, content: Vec<Part>) {
+pub(super) fn push(req: &mut ChatRequest, role: Role, content: Vec<Part>) {
     match req.messages.last_mut() {
         Some(last)
             if last.role == role
