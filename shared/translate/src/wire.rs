@@ -374,9 +374,16 @@ pub fn fast_request(
         // The model is in the URL; the body goes as it came.
         return crate::fast::patch_fields(body, &[]);
     }
+    let usage = format == Format::OpenAi && req.stream && !req.include_usage;
+    if req.model == model && !usage {
+        // Nothing to change: the body decoded as an object and its `model` (here the model
+        // always comes from the body; Gemini's URL names it, above) is already the upstream's,
+        // whatever its spelling. It goes byte for byte, without another scan.
+        return Some(body.to_vec());
+    }
     let model = crate::fast::json_string(model);
     let mut patches: Vec<(&str, Option<&str>)> = vec![("model", Some(&model))];
-    if format == Format::OpenAi && req.stream && !req.include_usage {
+    if usage {
         // The relay drops the extra chunk the client did not ask for.
         patches.push(("stream_options", Some(r#"{"include_usage":true}"#)));
     }
@@ -542,6 +549,28 @@ pub fn transport_error(class: &'static str, error: ApiError, status: Option<u16>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_fast_body_is_rewritten_only_when_something_changes() {
+        let body = br#"{ "model": "gpt-4o", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}] }"#;
+        let req = crate::decode_request(Format::OpenAi, body).unwrap();
+        // Same model, usage already asked for: byte for byte.
+        assert_eq!(
+            fast_request(Format::OpenAi, body, "gpt-4o", &req).unwrap(),
+            body
+        );
+        // Another upstream model: rewritten.
+        let out = fast_request(Format::OpenAi, body, "gpt-4o-2024", &req).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "gpt-4o-2024");
+        // A stream without usage: usage is asked for even when the model stays.
+        let body = br#"{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+        let req = crate::decode_request(Format::OpenAi, body).unwrap();
+        let v: Value =
+            serde_json::from_slice(&fast_request(Format::OpenAi, body, "gpt-4o", &req).unwrap())
+                .unwrap();
+        assert_eq!(v["stream_options"], json!({"include_usage": true}));
+    }
     use super::*;
 
     #[test]
