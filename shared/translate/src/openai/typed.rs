@@ -5,8 +5,8 @@
 //! tree decoder in `request.rs` decodes it or names the error. So this module only has to be
 //! exact for what it accepts; a test holds it to the tree decoder's result.
 //!
-//! Every object is read through `obj`, which checks for `{` first: serde would read an array
-//! as a struct's fields in order.
+//! Every object is read through `Obj` (in its container's pass) or `obj` (from a field's text):
+//! both take only a `{`, where serde would read an array as a struct's fields in order.
 
 use super::request::{KNOWN, push};
 use gw_model::*;
@@ -34,6 +34,25 @@ fn obj<'a, T: Deserialize<'a>>(r: &'a RawValue) -> Option<T> {
         serde_json::from_str(r.get()).ok()
     } else {
         None
+    }
+}
+
+/// A struct read only from an object (see the module doc), in the same pass as its container.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData)).map(Obj)
     }
 }
 
@@ -189,12 +208,12 @@ pub(super) fn decode(body: &[u8]) -> Option<ChatRequest> {
         model,
         ..ChatRequest::default()
     };
-    let messages: Vec<&RawValue> = required(top.get("messages"))?;
+    let messages: Vec<Obj<MessageIn<'_>>> = required(top.get("messages"))?;
     if messages.is_empty() {
         return None;
     }
-    for m in messages {
-        message(obj(m)?, &mut req)?;
+    for Obj(m) in messages {
+        message(m, &mut req)?;
     }
     if let Some(tools) = opt::<Vec<&RawValue>>(top.get("tools"))? {
         for t in tools {
@@ -297,8 +316,7 @@ fn message(m: MessageIn<'_>, req: &mut ChatRequest) -> Option<()> {
                     cache: None,
                 });
             }
-            for c in opt::<Vec<&RawValue>>(m.tool_calls)?.unwrap_or_default() {
-                let c: CallIn<'_> = obj(c)?;
+            for Obj(c) in opt::<Vec<Obj<CallIn<'_>>>>(m.tool_calls)?.unwrap_or_default() {
                 let f: CallFunctionIn<'_> = obj(c.function.filter(|f| !is_null(f))?)?;
                 parts.push(Part::ToolUse {
                     id: req_string(c.id)?,
@@ -336,11 +354,10 @@ fn content(r: &RawValue) -> Option<Vec<Part>> {
             cache: None,
         }]);
     }
-    let parts: Vec<&RawValue> = serde_json::from_str(r.get()).ok()?;
+    let parts: Vec<Obj<PartIn<'_>>> = serde_json::from_str(r.get()).ok()?;
     parts
         .into_iter()
-        .map(|p| {
-            let p: PartIn<'_> = obj(p)?;
+        .map(|Obj(p)| {
             if required::<Cow<'_, str>>(p.kind)? != "text" {
                 return None;
             }
