@@ -102,12 +102,17 @@ impl Ledger {
                 .compare_exchange(0, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 
+    /// Whether `take` (not `all`) would find a flush due now.
+    pub(crate) fn due(&self, now_ms: u64) -> bool {
+        let oldest = self.oldest_ms.load(Ordering::Relaxed);
+        let every = self.flush_ms.load(Ordering::Relaxed);
+        oldest != 0 && (every == 0 || now_ms >= oldest.saturating_add(every))
+    }
+
     /// What is pending, by period (its name and a booking), taken when a flush is due (`all`:
     /// always).
     pub(crate) fn take(&self, now_ms: u64, all: bool) -> Vec<(&'static str, Book)> {
-        let oldest = self.oldest_ms.load(Ordering::Relaxed);
-        let every = self.flush_ms.load(Ordering::Relaxed);
-        if oldest == 0 || !(all || every == 0 || now_ms >= oldest.saturating_add(every)) {
+        if self.oldest_ms.load(Ordering::Relaxed) == 0 || !(all || self.due(now_ms)) {
             return Vec::new();
         }
         let taken = {

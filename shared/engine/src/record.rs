@@ -39,11 +39,27 @@ pub(crate) fn breaker_key(p: &Provider, signer: &Signer) -> String {
     }
 }
 
-/// The deferred writes of one request, as one future for the runtime to drive.
+/// A future that is already done, of no size: boxing it allocates nothing.
+struct Done;
+
+impl std::future::Future for Done {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
+/// The deferred writes of one request, as one future for the runtime to drive. Most requests
+/// have none (a healthy breaker writes nothing, and spend is booked in batches): they get a
+/// future that is already done, without the allocation the writes' state would take.
 pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     inner: Arc<Inner<H, C, L, S>>,
     d: Deferred,
 ) -> BoxFuture<'static, ()> {
+    let idle = d.records.is_empty() && d.settles.is_empty() && d.stream.is_none();
+    if idle && !inner.ledger.due(inner.clock.now().0 / 1000) {
+        return Box::pin(Done);
+    }
     Box::pin(async move {
         let apply = |key: String, cmd: Command| {
             let inner = Arc::clone(&inner);
@@ -71,7 +87,9 @@ pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
                 if let (Some(Reply::Reserved { tokens: total, .. }), Some(_)) = (done.await, used)
                     && h.is_budget()
                 {
-                    crate::alert::check(&inner, &h, total).await;
+                    // Boxed: the alert (a webhook call) is large and rare; unboxed it made
+                    // every request's deferred future 1,416 bytes instead of 1,160.
+                    Box::pin(crate::alert::check(&inner, &h, total)).await;
                 }
             }
         };

@@ -252,3 +252,32 @@ fn a_store_that_never_answers_is_timed_out_and_traffic_flows() {
         "the timeout is logged: {logs:?}"
     );
 }
+
+#[test]
+fn a_refused_request_between_ledger_flushes_leaves_no_deferred_work() {
+    let store = CountingStore::default();
+    let ok = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+    let (g, _) = gateway_with(vec![("oa", Script::Status(200, ok))], false, store.clone());
+    g.batch_ledger(60_000);
+    block_on(async {
+        // An answer starts the ledger's batch (its booking is not due for a minute).
+        let req = json!({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]});
+        let h = g
+            .handle(post("/v1/chat/completions", req), "r1".into())
+            .await;
+        let _: Vec<Bytes> = h.response.into_body().collect().await;
+        h.after.await;
+        assert_eq!(*store.seen.lock().unwrap(), ["admit", "record"]);
+        store.seen.lock().unwrap().clear();
+        // A request refused before any attempt has nothing to write: its deferred work is done.
+        let h = g
+            .handle(
+                post("/v1/chat/completions", json!({"model": "gpt-x"})),
+                "r2".into(),
+            )
+            .await;
+        assert_eq!(h.response.status(), 400);
+        assert!(futures_util::FutureExt::now_or_never(h.after).is_some());
+    });
+    assert!(store.seen.lock().unwrap().is_empty());
+}
