@@ -339,7 +339,7 @@ impl Metrics {
 mod tests {
     use super::{Esc, MAX_TARGETS, Metrics, push_cut};
     use crate::log::{Outcome, RequestLog};
-    use gw_model::{Format, Usage};
+    use gw_model::Usage;
 
     #[test]
     fn label_values_are_escaped_and_cut_at_128_characters() {
@@ -353,7 +353,9 @@ mod tests {
     }
 
     fn request(provider: Option<&str>, model: &str, status: u16) -> RequestLog {
-        let mut r = RequestLog::new("r", Format::OpenAi, "POST", "/v1/chat/completions");
+        let path = "/v1/chat/completions";
+        let format = gw_translate::wire::client_format(path, &http::HeaderMap::new());
+        let mut r = RequestLog::new("r", format, "POST", path);
         r.provider = provider.map(Into::into);
         r.model = Some(model.into());
         r.status = status;
