@@ -5,43 +5,19 @@
 //! everything the gateway does not understand — thinking signatures, cache marks, new fields —
 //! reaches the upstream exactly as the client wrote it.
 
+use crate::lax::Fields;
 use crate::{Format, anthropic, openai};
 use gw_codec::SseFrame;
 use gw_model::{ApiError, ErrorKind, Usage};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde_json::Value;
-use serde_json::value::RawValue;
-use std::borrow::Cow;
-use std::fmt;
-
-struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(8));
-                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
-                    v.push((k, m.next_value::<&'de RawValue>()?));
-                }
-                Ok(TopLevel(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
 
 /// Rewrites top-level fields of a JSON object: each `(key, Some(raw_json))` replaces or appends
 /// the field, each `(key, None)` removes it. Other fields keep their bytes and order; when no
 /// patch changes anything (the model is already the upstream's, say), the body goes as it came.
 /// Returns `None` if `body` is not a JSON object.
 pub fn patch_fields(body: &[u8], patches: &[(&str, Option<&str>)]) -> Option<Vec<u8>> {
-    let top: TopLevel<'_> = serde_json::from_slice(body).ok()?;
+    let top: Fields<'_> = serde_json::from_slice(body).ok()?;
     let mut applied = [false; 8];
     let applied = match patches.len() {
         n if n <= applied.len() => &mut applied[..n],
@@ -67,7 +43,7 @@ pub fn patch_fields(body: &[u8], patches: &[(&str, Option<&str>)]) -> Option<Vec
 }
 
 /// The object with `patches` applied (see `patch_fields`).
-fn rewrite(top: &TopLevel<'_>, patches: &[(&str, Option<&str>)]) -> Vec<u8> {
+fn rewrite(top: &Fields<'_>, patches: &[(&str, Option<&str>)]) -> Vec<u8> {
     let len = top
         .0
         .iter()

@@ -133,14 +133,49 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawList<'a> {
     }
 }
 
-/// `T` read from an object's text; anything else (or a field that fails) reads as the default.
-/// serde would read an array as a struct's fields in order, hence the check.
-pub(crate) fn object_from_str<'a, T: Deserialize<'a> + Default>(raw: &'a str) -> T {
-    if raw.trim_start().starts_with('{') {
-        serde_json::from_str(raw).unwrap_or_default()
-    } else {
-        T::default()
+/// An object's fields, each key with its value's text, in order; nothing is parsed further. A
+/// key may repeat: `get` gives the last, as a JSON tree would keep it.
+pub(crate) struct Fields<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Fields<'a> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    v.push((k, m.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `T` read from an object's text, or `None` when it is not an object or not one of `T`'s
+/// shape. serde would read an array as a struct's fields in order, hence the check.
+pub(crate) fn object_text<'a, T: Deserialize<'a>>(raw: &'a str) -> Option<T> {
+    if raw.trim_start().starts_with('{') {
+        serde_json::from_str(raw).ok()
+    } else {
+        None
+    }
+}
+
+/// `T` read from an object's text; anything else (or a field that fails) reads as the default.
+pub(crate) fn object_from_str<'a, T: Deserialize<'a> + Default>(raw: &'a str) -> T {
+    object_text(raw).unwrap_or_default()
 }
 
 /// For `deserialize_with`: a nested object field read as `object_from_str` reads it.

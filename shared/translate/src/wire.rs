@@ -550,6 +550,38 @@ pub fn transport_error(class: &'static str, error: ApiError, status: Option<u16>
 #[cfg(test)]
 mod tests {
 
+    const USAGE_CASES: [&str; 9] = [
+        r#"{"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 2}}"#,
+        r#"{"prompt_tokens": 3, "completion_tokens": 1}"#,
+        r#"{"prompt_tokens": "3", "completion_tokens": -1, "prompt_tokens_details": null}"#,
+        r#"{"prompt_tokens": 3.5, "prompt_tokens_details": [4], "completion_tokens_details": "x"}"#,
+        r#"{"prompt_tokens": 2, "prompt_tokens_details": {"cached_tokens": 9}}"#,
+        r#"{"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2, "server_tool_use": {"web_search_requests": 1}}"#,
+        r#"{"input_tokens": [1], "output_tokens": {"a": 1}, "cache_read_input_tokens": true}"#,
+        r#"[7, 8]"#,
+        r#"null"#,
+    ];
+
+    #[test]
+    fn usage_of_a_body_matches_the_tree_readers() {
+        for raw in USAGE_CASES {
+            let tree: Value = serde_json::from_str(raw).unwrap();
+            let body = format!(r#"{{"id": "x", "usage": {raw}}}"#);
+            let of = |f| usage_of_body(f, body.as_bytes()).unwrap();
+            // `"usage": null` is no usage, as an absent one.
+            let want = |u| (!tree.is_null()).then_some(u);
+            assert_eq!(
+                of(Format::OpenAi),
+                want(openai::parse_usage(&tree)),
+                "{raw}"
+            );
+            let anthropic = want(anthropic::parse_usage(&tree));
+            assert_eq!(of(Format::Anthropic), anthropic, "{raw}");
+        }
+        assert_eq!(usage_of_body(Format::OpenAi, br#"{"id": "x"}"#), Ok(None));
+        assert!(usage_of_body(Format::OpenAi, b"not json").is_err());
+    }
+
     #[test]
     fn a_fast_body_is_rewritten_only_when_something_changes() {
         let body = br#"{ "model": "gpt-4o", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}] }"#;

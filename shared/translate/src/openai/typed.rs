@@ -9,6 +9,7 @@
 //! both take only a `{`, where serde would read an array as a struct's fields in order.
 
 use super::request::{KNOWN, push};
+use crate::lax::{self, Fields};
 use gw_model::*;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -30,11 +31,7 @@ fn is_null(r: &RawValue) -> bool {
 
 /// An object's fields read as `T`, or `None` when it is not an object or not one of `T`'s shape.
 fn obj<'a, T: Deserialize<'a>>(r: &'a RawValue) -> Option<T> {
-    if r.get().starts_with('{') {
-        serde_json::from_str(r.get()).ok()
-    } else {
-        None
-    }
+    lax::object_text(r.get())
 }
 
 /// A struct read only from an object (see the module doc), in the same pass as its container.
@@ -79,35 +76,6 @@ fn req_string(r: Raw<'_>) -> Option<String> {
 /// An optional string.
 fn opt_string(r: Raw<'_>) -> Option<Option<String>> {
     opt::<Cow<'_, str>>(r).map(|s| s.map(Cow::into_owned))
-}
-
-/// The top level: each key with its value's text, in order (a key may repeat: the last wins).
-struct Top<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Top<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Top<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(16);
-                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
-                    v.push((k, m.next_value::<&'de RawValue>()?));
-                }
-                Ok(Top(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'a> Top<'a> {
-    fn get(&self, key: &str) -> Raw<'a> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
-    }
 }
 
 #[derive(Deserialize)]
@@ -199,7 +167,7 @@ fn tree(r: &RawValue) -> Option<Value> {
 
 /// The request, when it has only the shapes this module reads.
 pub(super) fn decode(body: &[u8]) -> Option<ChatRequest> {
-    let top: Top<'_> = serde_json::from_slice(body).ok()?;
+    let top: Fields<'_> = serde_json::from_slice(body).ok()?;
     let model = req_string(top.get("model"))?;
     if model.is_empty() || top.get("response_format").is_some_and(|r| !is_null(r)) {
         return None;
