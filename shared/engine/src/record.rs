@@ -49,9 +49,10 @@ impl std::future::Future for Done {
     }
 }
 
-/// The deferred writes of one request, as one future for the runtime to drive. Most requests
-/// have none (a healthy breaker writes nothing, and spend is booked in batches): they get a
-/// future that is already done, without the allocation the writes' state would take.
+/// The deferred writes of one request, as one future for the runtime to drive. A request with
+/// none (refused before any attempt, while the ledger's batch is not due) gets a future that is
+/// already done, without the allocation the writes' state would take. Every attempt has its
+/// breaker outcome to record.
 pub(crate) fn after<H: HttpClient, C: Clock, L: LogSink, S: StateStore>(
     inner: Arc<Inner<H, C, L, S>>,
     d: Deferred,
