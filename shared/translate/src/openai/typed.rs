@@ -165,6 +165,14 @@ fn tree(r: &RawValue) -> Option<Value> {
     serde_json::from_str(r.get()).ok()
 }
 
+/// A field kept verbatim when present (`null` included): `Some(None)` when absent.
+fn kept(r: Raw<'_>) -> Option<Option<Value>> {
+    match r {
+        None => Some(None),
+        Some(r) => tree(r).map(Some),
+    }
+}
+
 /// The request, when it has only the shapes this module reads.
 pub(super) fn decode(body: &[u8]) -> Option<ChatRequest> {
     let top: Fields<'_> = serde_json::from_slice(body).ok()?;
@@ -331,10 +339,7 @@ fn content(r: &RawValue) -> Option<Vec<Part>> {
             }
             Some(Part::Text {
                 text: req_string(p.text)?,
-                cache: p
-                    .cache_control
-                    .map(tree)
-                    .map_or(Some(None), |v| v.map(Some))?,
+                cache: kept(p.cache_control)?,
             })
         })
         .collect()
@@ -360,10 +365,7 @@ fn tool(r: &RawValue) -> Option<Tool> {
         description: opt_string(f.description)?,
         parameters,
         strict: opt(f.strict)?,
-        cache: t
-            .cache_control
-            .map(tree)
-            .map_or(Some(None), |v| v.map(Some))?,
+        cache: kept(t.cache_control)?,
     })
 }
 
